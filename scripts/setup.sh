@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# setup.sh — installs what the build and the tests need, only what is missing:
+# Debian packages (when run as root; otherwise it says what to install) and the npm
+# packages the test oracles use, into tests/node/node_modules. Idempotent and quiet when
+# everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(cmake make gcc pkg-config xz-utils nodejs npm python3
+      libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev
+      libcmocka-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node/npm may come from elsewhere than Debian: accept them when on PATH
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  tmp=(); for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || tmp+=("$p"); done
+  missing=("${tmp[@]+"${tmp[@]}"}")
+fi
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+# npm test dependencies (oracles); reinstall only when package.json changed
+if [[ -f tests/node/package.json ]]; then
+  stamp=tests/node/node_modules/.pv-stamp
+  if [[ ! -f $stamp || tests/node/package.json -nt $stamp ]]; then
+    echo "setup: installing npm test packages into tests/node/node_modules"
+    (cd tests/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$stamp"
+  fi
+fi

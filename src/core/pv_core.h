@@ -1,0 +1,100 @@
+/* pv_core.h — the project's foundation: the status enum (one X-macro gives both the codes
+ * and their strings), an error record that carries a human-readable message, levelled
+ * logging to stderr, checked arithmetic for sizes read from untrusted files, and a
+ * monotonic clock. Every other module includes this and nothing above it. */
+#ifndef PV_CORE_H
+#define PV_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- status codes: one table, codes and strings from the same X-macro (libuv style) ---- */
+#define PV_STATUS_MAP(X)                                             \
+    X(OK, "ok")                                                      \
+    X(ERR_IO, "i/o error")                                           \
+    X(ERR_FORMAT, "malformed input")                                 \
+    X(ERR_TRUNCATED, "truncated input")                              \
+    X(ERR_UNSUPPORTED, "unsupported")                                \
+    X(ERR_NOMEM, "out of memory")                                    \
+    X(ERR_INVALID, "invalid argument")                               \
+    X(ERR_RANGE, "value out of range")                               \
+    X(ERR_NOT_FOUND, "not found")                                    \
+    X(ERR_DUPLICATE, "duplicate entry")                              \
+    X(ERR_OVERFLOW, "arithmetic overflow")                           \
+    X(ERR_INTERNAL, "internal error")
+
+typedef enum {
+#define PV_STATUS_ENUM_(name, str) PV_##name,
+    PV_STATUS_MAP(PV_STATUS_ENUM_)
+#undef PV_STATUS_ENUM_
+    PV_STATUS_COUNT
+} pv_status;
+
+/* Returns a static string for any status value (an unknown value gives "unknown status"). */
+const char *pv_status_str(pv_status st);
+/* Returns the enum's name without prefix, e.g. "ERR_FORMAT". */
+const char *pv_status_name(pv_status st);
+
+/* An error record: the status and a message that names the file, the field and the
+ * problem. Functions that can fail take a `pv_error *` (may be NULL) and return pv_status. */
+typedef struct pv_error {
+    pv_status status;
+    char msg[512];
+} pv_error;
+
+/* Sets *err (if non-NULL) to st and the formatted message; returns st so callers can
+ * `return pv_error_set(err, PV_ERR_FORMAT, "%s: ...", path);`. */
+pv_status pv_error_set(pv_error *err, pv_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void pv_error_clear(pv_error *err);
+
+/* ---- logging ---- */
+typedef enum {
+    PV_LOG_ERROR = 0,
+    PV_LOG_WARN = 1,
+    PV_LOG_INFO = 2,
+    PV_LOG_DEBUG = 3,
+    PV_LOG_TRACE = 4
+} pv_log_level;
+
+void pv_log_set_level(pv_log_level lvl);
+pv_log_level pv_log_get_level(void);
+/* Parses "error|warn|info|debug|trace"; returns false on an unknown name. */
+bool pv_log_level_parse(const char *s, pv_log_level *out);
+void pv_log_write(pv_log_level lvl, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define PV_LOG_E(comp, ...) pv_log_write(PV_LOG_ERROR, comp, __VA_ARGS__)
+#define PV_LOG_W(comp, ...) pv_log_write(PV_LOG_WARN, comp, __VA_ARGS__)
+#define PV_LOG_I(comp, ...) pv_log_write(PV_LOG_INFO, comp, __VA_ARGS__)
+#define PV_LOG_D(comp, ...) pv_log_write(PV_LOG_DEBUG, comp, __VA_ARGS__)
+#define PV_LOG_T(comp, ...) pv_log_write(PV_LOG_TRACE, comp, __VA_ARGS__)
+
+/* ---- checked arithmetic (for every size computed from file contents) ---- */
+static inline bool pv_add_overflow_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return __builtin_add_overflow(a, b, out);
+}
+static inline bool pv_mul_overflow_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return __builtin_mul_overflow(a, b, out);
+}
+
+/* ---- misc ---- */
+#define PV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define PV_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PV_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Monotonic time in seconds. */
+double pv_time_now(void);
+
+/* Number of online CPUs (at least 1). */
+int pv_cpu_count(void);
+
+/* malloc/calloc that return NULL on size overflow; aligned allocation (64 bytes) for
+ * SIMD buffers, freed with pv_free_aligned. */
+void *pv_calloc_array(size_t n, size_t size);
+void *pv_malloc_aligned(size_t size);
+void pv_free_aligned(void *p);
+
+#endif /* PV_CORE_H */
