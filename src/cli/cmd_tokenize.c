@@ -11,12 +11,11 @@
 #include "weights/pv_weights.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: pensieve tokenize -m FILE [--no-bos] [--special] (TEXT | --file PATH)\n"
-            "  -m, --model FILE   model or vocabulary-only GGUF file\n"
-            "  --file PATH        tokenize the exact bytes of PATH\n"
-            "  --no-bos           add no BOS/EOS tokens\n"
-            "  --special          parse special tokens written in the text\n");
+    fprintf(f, "usage: pensieve tokenize -m FILE [--no-bos] [--special] (TEXT | --file PATH)\n"
+               "  -m, --model FILE   model or vocabulary-only GGUF file\n"
+               "  --file PATH        tokenize the exact bytes of PATH\n"
+               "  --no-bos           add no BOS/EOS tokens\n"
+               "  --special          parse special tokens written in the text\n");
 }
 
 /* Reads a whole file; returns a malloc'ed buffer (caller frees) or NULL with errno. */
@@ -104,8 +103,7 @@ int pv_cmd_tokenize(int argc, char **argv) {
     pv_tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
-    if (pv_weights_open(model, &w, &err) != PV_OK ||
-        pv_tokenizer_init(w, &tok, &err) != PV_OK ||
+    if (pv_weights_open(model, &w, &err) != PV_OK || pv_tokenizer_init(w, &tok, &err) != PV_OK ||
         pv_tokenizer_encode(tok, file ? buf : text, len, add_special, parse_special, &ids, &n,
                             &err) != PV_OK) {
         fprintf(stderr, "pensieve tokenize: %s\n", err.msg);

@@ -21,6 +21,10 @@ void pv_ref_attn_head(float *out, const float *q, const void *k, const void *v,
                       float *scratch);
 void pv_ref_gemm(pv_type wt, int64_t k, const void *W, size_t w_stride, int64_t r0, int64_t r1,
                  const void *Xq, size_t x_stride, int64_t n_tok, float *Y, int64_t y_stride);
+/* Activation quantizers as llama.cpp's CPU backend computes them (ref/quants_ref.c says
+ * how they differ from the reference from_float of the type table). */
+void pv_ref_quantize_act_q8_0(const float *x, void *dst, int64_t n);
+void pv_ref_quantize_act_q8_1(const float *x, void *dst, int64_t n);
 /* Fills every slot of `ks` with the reference kernels (vec_dot/quantize from the traits). */
 void pv_kernels_ref_fill(pv_kernel_set *ks);
 

@@ -47,7 +47,7 @@ int pv_gpt2_cp_to_byte(uint32_t cp) {
 /* ---- merge loop ---- */
 
 typedef struct {
-    double prio;   /* larger first: -rank, or the SPM score */
+    double prio; /* larger first: -rank, or the SPM score */
     int32_t left, right;
     int32_t lid, rid; /* rank mode: ids at push time */
     int32_t result;   /* id of the merged token */
@@ -162,8 +162,10 @@ pv_status pv_merge_run(const pv_tokenizer *t, const char *buf, pv_sym *syms, int
         /* no token: byte fallback, one token per byte (unknown token if even that fails) */
         for (uint32_t k = 0; k < s->len; k++) {
             int32_t b = t->byte_tok[(uint8_t)buf[s->start + k]];
-            if (b >= 0) pv_ivec_push(out, b);
-            else if (t->kind == PV_TOK_SPM && t->unk >= 0) pv_ivec_push(out, t->unk);
+            if (b >= 0)
+                pv_ivec_push(out, b);
+            else if (t->kind == PV_TOK_SPM && t->unk >= 0)
+                pv_ivec_push(out, t->unk);
         }
     }
     return out->oom ? pv_error_set(err, PV_ERR_NOMEM, "tokenize: out of memory") : PV_OK;
@@ -176,7 +178,7 @@ typedef struct {
     pv_ivec *out;
     pv_error *err;
     pv_status st;
-    char *enc;      /* byte-encoded piece (ignore_merges lookup) */
+    char *enc; /* byte-encoded piece (ignore_merges lookup) */
     size_t enc_cap;
     pv_sym *syms;
     size_t syms_cap;
@@ -194,7 +196,8 @@ static bool bpe_piece(const char *s, size_t n, void *vctx) {
             c->enc_cap = n * 2;
         }
         size_t w = 0;
-        for (size_t i = 0; i < n; i++) w += pv_utf8_put(pv_gpt2_byte_to_cp((uint8_t)s[i]), c->enc + w);
+        for (size_t i = 0; i < n; i++)
+            w += pv_utf8_put(pv_gpt2_byte_to_cp((uint8_t)s[i]), c->enc + w);
         int32_t id = pv_tok_map_get(t, c->enc, w);
         if (id >= 0) {
             pv_ivec_push(c->out, id);

@@ -49,8 +49,7 @@ size_t pv_utf8_put(uint32_t cp, char *o) {
 }
 
 /* The bytes token `id` renders to (NULL/0 when it renders nothing). */
-static const char *piece_of(const pv_tokenizer *t, int32_t id, bool render_special,
-                            uint32_t *len) {
+static const char *piece_of(const pv_tokenizer *t, int32_t id, bool render_special, uint32_t *len) {
     *len = 0;
     if (id < 0 || id >= t->n_vocab) return NULL;
     uint8_t ty = t->types[id];

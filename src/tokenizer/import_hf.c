@@ -31,6 +31,7 @@ typedef struct {
     const char *re[4];
 } hf_pre;
 
+/* clang-format off */
 static const hf_pre k_hf_pres[] = {
     {"llama-bpe",
      {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
@@ -43,6 +44,7 @@ static const hf_pre k_hf_pres[] = {
       "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
       " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}},
 };
+/* clang-format on */
 
 typedef struct {
     const char *path;
@@ -72,7 +74,8 @@ static bool looks_special(const char *s) {
         if (!strcmp(s, exact[i])) return true;
     if (n >= 4 && !strncmp(s, "<|", 2) && !strcmp(s + n - 2, "|>")) return true;
     /* <｜ ... ｜> (fullwidth bars, DeepSeek) */
-    if (n >= 8 && !strncmp(s, "<\xef\xbd\x9c", 4) && !strcmp(s + n - 4, "\xef\xbd\x9c>")) return true;
+    if (n >= 8 && !strncmp(s, "<\xef\xbd\x9c", 4) && !strcmp(s + n - 4, "\xef\xbd\x9c>"))
+        return true;
     if (!strncmp(s, "<unused", 7) && n > 7 && s[n - 1] == '>') return true;
     return false;
 }
@@ -171,7 +174,8 @@ static void scan_post(const json_t *pp, const char **first, const char **last, b
     if (!strcmp(type, "Sequence")) {
         size_t i;
         const json_t *e;
-        json_array_foreach(json_object_get(pp, "processors"), i, e) scan_post(e, first, last, found);
+        json_array_foreach(json_object_get(pp, "processors"), i, e)
+            scan_post(e, first, last, found);
         return;
     }
     if (strcmp(type, "TemplateProcessing")) return;
@@ -237,13 +241,16 @@ pv_status pv_tokenizer_import_hf(const char *tokenizer_json, const char *tokeniz
     const json_t *vocab = json_object_get(model, "vocab");
     const json_t *merges = json_object_get(model, "merges");
     if (!mtype || strcmp(mtype, "BPE")) {
-        st = pv_error_set(err, PV_ERR_UNSUPPORTED, "%s: model.type \"%s\" is not supported (BPE only)",
-                          tokenizer_json, mtype ? mtype : "(missing)");
+        st = pv_error_set(err, PV_ERR_UNSUPPORTED,
+                          "%s: model.type \"%s\" is not supported (BPE only)", tokenizer_json,
+                          mtype ? mtype : "(missing)");
         goto done;
     }
     if (!json_is_object(vocab) || !json_is_array(merges)) {
-        st = pv_error_set(err, PV_ERR_FORMAT, "%s: model.vocab (object) and model.merges (array) "
-                          "are required", tokenizer_json);
+        st = pv_error_set(err, PV_ERR_FORMAT,
+                          "%s: model.vocab (object) and model.merges (array) "
+                          "are required",
+                          tokenizer_json);
         goto done;
     }
     bool byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
@@ -252,7 +259,8 @@ pv_status pv_tokenizer_import_hf(const char *tokenizer_json, const char *tokeniz
     if (!spm && !im.byte_level) {
         st = pv_error_set(err, PV_ERR_UNSUPPORTED,
                           "%s: BPE without ByteLevel pre-tokenizer or byte_fallback is not "
-                          "supported", tokenizer_json);
+                          "supported",
+                          tokenizer_json);
         goto done;
     }
 
@@ -332,8 +340,10 @@ pv_status pv_tokenizer_import_hf(const char *tokenizer_json, const char *tokeniz
             b = json_string_value(json_array_get(m, 1));
             bl = json_string_length(json_array_get(m, 1));
         } else {
-            st = pv_error_set(err, PV_ERR_FORMAT, "%s: model.merges[%zu] is neither \"a b\" nor "
-                              "[\"a\", \"b\"]", tokenizer_json, i);
+            st = pv_error_set(err, PV_ERR_FORMAT,
+                              "%s: model.merges[%zu] is neither \"a b\" nor "
+                              "[\"a\", \"b\"]",
+                              tokenizer_json, i);
             goto done;
         }
         size_t n = b ? al + 1 + bl : al;
@@ -360,7 +370,8 @@ pv_status pv_tokenizer_import_hf(const char *tokenizer_json, const char *tokeniz
         for (uint64_t k = 0; k < cap; k++) slots[k] = -1;
         for (int32_t i = 0; i < im.n; i++) {
             uint64_t h = 1469598103934665603ull;
-            for (size_t k = 0; k < im.len[i]; k++) h = (h ^ (uint8_t)im.tok[i][k]) * 1099511628211ull;
+            for (size_t k = 0; k < im.len[i]; k++)
+                h = (h ^ (uint8_t)im.tok[i][k]) * 1099511628211ull;
             uint64_t s = h & (cap - 1);
             while (slots[s] >= 0) s = (s + 1) & (cap - 1);
             slots[s] = i;
@@ -408,10 +419,11 @@ pv_status pv_tokenizer_import_hf(const char *tokenizer_json, const char *tokeniz
         pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_space_prefix",
                                 prepend || im.metaspace_prefix);
     }
-    pv_gguf_writer_set_arr_strn(g, "tokenizer.ggml.tokens", (const char *const *)im.tok,
-                                im.len, (uint64_t)im.n);
+    pv_gguf_writer_set_arr_strn(g, "tokenizer.ggml.tokens", (const char *const *)im.tok, im.len,
+                                (uint64_t)im.n);
     pv_gguf_writer_set_arr(g, "tokenizer.ggml.token_type", PV_VAL_I32, im.type, (uint64_t)im.n);
-    if (spm) pv_gguf_writer_set_arr(g, "tokenizer.ggml.scores", PV_VAL_F32, im.score, (uint64_t)im.n);
+    if (spm)
+        pv_gguf_writer_set_arr(g, "tokenizer.ggml.scores", PV_VAL_F32, im.score, (uint64_t)im.n);
     pv_gguf_writer_set_arr_strn(g, "tokenizer.ggml.merges", (const char *const *)merge_strs,
                                 merge_lens, n_merges);
 
@@ -436,9 +448,12 @@ pv_status pv_tokenizer_import_hf(const char *tokenizer_json, const char *tokeniz
     }
     const json_t *ab = cfg ? json_object_get(cfg, "add_bos_token") : NULL;
     const json_t *ae = cfg ? json_object_get(cfg, "add_eos_token") : NULL;
-    if (json_is_boolean(ab)) pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_bos_token", json_is_true(ab));
-    else if (have_template) pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_bos_token", first != NULL);
-    if (json_is_boolean(ae)) pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_eos_token", json_is_true(ae));
+    if (json_is_boolean(ab))
+        pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_bos_token", json_is_true(ab));
+    else if (have_template)
+        pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_bos_token", first != NULL);
+    if (json_is_boolean(ae))
+        pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_eos_token", json_is_true(ae));
     else if (have_template)
         pv_gguf_writer_set_bool(g, "tokenizer.ggml.add_eos_token", last != NULL);
     if (cfg) {

@@ -19,6 +19,7 @@
 
 #include "tok_internal.h"
 
+/* clang-format off */
 #define GPT2_RE "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
 #define CONTRACTIONS "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
 
@@ -43,6 +44,9 @@ static const char *const re_default[] = {
     "\\p{N}+",
     "[0-9][0-9][0-9]",
 };
+/* deepseek-llm's letter class: U+1F7D, U+1FBE, U+1FD3, U+1FDB, U+2126 and U+212A are
+ * written as \x{...} because their literal forms are not NFC-stable — a tool that
+ * normalizes the source would turn "ῐ-ΐ" into an out-of-order range */
 static const char *const re_deepseek_llm[] = {
     "[\r\n]",
     "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝ\\x{1F5F}-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌ\\x{1FD0}-\\x{1FD3}\\x{1FD6}-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-\\x{212D}ℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
@@ -60,6 +64,7 @@ static const char *const re_deepseek_v3[] = {
     "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
     " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
 };
+/* clang-format on */
 
 typedef struct {
     const char *names; /* accepted tokenizer.ggml.pre values, '|'-separated; first = canonical */
@@ -130,16 +135,15 @@ pv_status pv_pretok_new(const char *name, pv_pretok **out, bool *ignore_merges, 
     for (int i = 0; i < def->n_re; i++) {
         int ec = 0;
         PCRE2_SIZE eo = 0;
-        pcre2_code *c = pcre2_compile((PCRE2_SPTR)def->re[i], PCRE2_ZERO_TERMINATED,
-                                      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
-                                          PCRE2_DOLLAR_ENDONLY,
-                                      &ec, &eo, NULL);
+        pcre2_code *c = pcre2_compile(
+            (PCRE2_SPTR)def->re[i], PCRE2_ZERO_TERMINATED,
+            PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_DOLLAR_ENDONLY, &ec, &eo, NULL);
         if (!c) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(ec, msg, sizeof msg);
             pv_pretok_free(p);
-            return pv_error_set(err, PV_ERR_INTERNAL, "pre-tokenizer %s: regex %d: %s at %zu",
-                                name, i, (const char *)msg, (size_t)eo);
+            return pv_error_set(err, PV_ERR_INTERNAL, "pre-tokenizer %s: regex %d: %s at %zu", name,
+                                i, (const char *)msg, (size_t)eo);
         }
         /* JIT is an optimisation: if it is unavailable the interpreter runs instead */
         (void)pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);

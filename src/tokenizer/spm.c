@@ -17,7 +17,8 @@
 pv_status pv_spm_encode(const pv_tokenizer *t, const char *text, size_t len, bool prefix_space,
                         pv_ivec *out, pv_error *err) {
     /* escaped text: at most 3 bytes per input byte, plus the prefix */
-    if (len > (UINT32_MAX - 3) / 3) return pv_error_set(err, PV_ERR_RANGE, "tokenize: text too long");
+    if (len > (UINT32_MAX - 3) / 3)
+        return pv_error_set(err, PV_ERR_RANGE, "tokenize: text too long");
     char *buf = malloc(len * 3 + 3);
     if (!buf) return pv_error_set(err, PV_ERR_NOMEM, "tokenize: out of memory");
     size_t n = 0;

@@ -56,15 +56,15 @@ struct pv_pretok; /* pretok.c */
 struct pv_tokenizer {
     pv_tok_kind kind;
     int32_t n_vocab;
-    char *pool;         /* all token texts, back to back */
-    uint64_t *tok_off;  /* offset of token i in pool */
+    char *pool;        /* all token texts, back to back */
+    uint64_t *tok_off; /* offset of token i in pool */
     uint32_t *tok_len;
-    uint32_t max_len;   /* longest token text */
+    uint32_t max_len; /* longest token text */
     float *scores;
-    uint8_t *types;     /* PV_TOKTYPE_* */
-    uint8_t *strip;     /* bit0 lstrip, bit1 rstrip (special-token partition) */
+    uint8_t *types; /* PV_TOKTYPE_* */
+    uint8_t *strip; /* bit0 lstrip, bit1 rstrip (special-token partition) */
     pv_tok_map map;
-    pv_merge_map merges; /* n == 0: none (SPM scores path) */
+    pv_merge_map merges;   /* n == 0: none (SPM scores path) */
     int32_t byte_tok[256]; /* token for each raw byte (-1 if none) */
 
     /* decoded pieces (what each token contributes to text, special tokens raw) */

@@ -166,12 +166,14 @@ static bool trie_insert(pv_tokenizer *t, int32_t id) {
 }
 
 /* ---- end-of-generation texts (llama.cpp's list) ---- */
+/* clang-format off */
 static const char *const k_eog_texts[] = {
     "<|eot_id|>",      "<|im_end|>",  "<|end|>",       "<|return|>",  "<|call|>",
     "<end_of_turn>",   "<|endoftext|>", "</s>",        "<|eom_id|>",  "<EOT>",
     "_<EOT>",          "[EOT]",       "[EOS]",         "<|end_of_text|>", "<end_of_utterance>",
     "<eos>",           "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
 };
+/* clang-format on */
 
 /* metadata keys for the special ids; default filled in by kind */
 typedef struct {
@@ -210,7 +212,9 @@ static pv_status build_pieces(pv_tokenizer *t, pv_error *err) {
         uint32_t w = 0;
         uint8_t ty = t->types[i];
         t->piece_off[i] = pos;
-        if (ty == PV_TOKTYPE_CONTROL || ty == PV_TOKTYPE_UNKNOWN) {
+        if (ty == PV_TOKTYPE_UNUSED || ty == PV_TOKTYPE_UNDEFINED) {
+            w = 0; /* padding slots ("[PAD123]") render nothing, as in llama.cpp */
+        } else if (ty == PV_TOKTYPE_CONTROL || ty == PV_TOKTYPE_UNKNOWN) {
             memcpy(o, s, n);
             w = n;
         } else if (ty == PV_TOKTYPE_BYTE) {
@@ -245,9 +249,12 @@ static pv_status build_pieces(pv_tokenizer *t, pv_error *err) {
                 int l = pv_utf8_len((uint8_t)s[k]);
                 if (k + (uint32_t)l > n) l = (int)(n - k);
                 uint32_t cp = 0;
-                if (l == 1) cp = (uint8_t)s[k];
-                else if (l == 2) cp = ((uint32_t)(s[k] & 0x1F) << 6) | (s[k + 1] & 0x3F);
-                else cp = 0x110000; /* 3-4 byte code points are never in the table */
+                if (l == 1)
+                    cp = (uint8_t)s[k];
+                else if (l == 2)
+                    cp = ((uint32_t)(s[k] & 0x1F) << 6) | (s[k + 1] & 0x3F);
+                else
+                    cp = 0x110000; /* 3-4 byte code points are never in the table */
                 int b = pv_gpt2_cp_to_byte(cp);
                 if (b >= 0) {
                     o[w++] = (char)b;
@@ -306,8 +313,7 @@ pv_status pv_tokenizer_init(const pv_weights *w, pv_tokenizer **out, pv_error *e
     }
     if (toks->arr.type != PV_VAL_STRING || toks->arr.n == 0 || toks->arr.n > INT32_MAX / 2) {
         st = pv_error_set(err, PV_ERR_FORMAT,
-                          "%s: tokenizer.ggml.tokens must be a non-empty array of strings",
-                          path);
+                          "%s: tokenizer.ggml.tokens must be a non-empty array of strings", path);
         goto fail;
     }
     t->n_vocab = (int32_t)toks->arr.n;
@@ -317,16 +323,16 @@ pv_status pv_tokenizer_init(const pv_weights *w, pv_tokenizer **out, pv_error *e
     if (scores && ((scores->arr.type != PV_VAL_F32 && scores->arr.type != PV_VAL_I32) ||
                    scores->arr.n < nv)) {
         st = pv_error_set(err, PV_ERR_FORMAT,
-                          "%s: tokenizer.ggml.scores must be an f32/i32 array of %zu entries",
-                          path, nv);
+                          "%s: tokenizer.ggml.scores must be an f32/i32 array of %zu entries", path,
+                          nv);
         goto fail;
     }
     const pv_value *ttypes = pv_meta_get_arr(w, "tokenizer.ggml.token_type");
     if (ttypes && ((ttypes->arr.type != PV_VAL_I32 && ttypes->arr.type != PV_VAL_U32) ||
                    ttypes->arr.n < nv)) {
         st = pv_error_set(err, PV_ERR_FORMAT,
-                          "%s: tokenizer.ggml.token_type must be an i32 array of %zu entries",
-                          path, nv);
+                          "%s: tokenizer.ggml.token_type must be an i32 array of %zu entries", path,
+                          nv);
         goto fail;
     }
 
@@ -341,8 +347,8 @@ pv_status pv_tokenizer_init(const pv_weights *w, pv_tokenizer **out, pv_error *e
     t->eog = calloc(nv, 1);
     t->map.mask = pow2_at_least(nv * 2) - 1;
     t->map.slots = calloc(t->map.mask + 1, sizeof(uint32_t));
-    if (!t->pool || !t->tok_off || !t->tok_len || !t->scores || !t->types || !t->strip ||
-        !t->eog || !t->map.slots) {
+    if (!t->pool || !t->tok_off || !t->tok_len || !t->scores || !t->types || !t->strip || !t->eog ||
+        !t->map.slots) {
         st = pv_error_set(err, PV_ERR_NOMEM, "tokenizer: out of memory for %zu tokens", nv);
         goto fail;
     }
@@ -358,7 +364,7 @@ pv_status pv_tokenizer_init(const pv_weights *w, pv_tokenizer **out, pv_error *e
         t->tok_len[i] = (uint32_t)s.len;
         if (s.len > t->max_len) t->max_len = (uint32_t)s.len;
         pos += s.len;
-        t->scores[i] = !scores                       ? 0.0f
+        t->scores[i] = !scores                          ? 0.0f
                        : scores->arr.type == PV_VAL_F32 ? pv_value_arr_f32(scores, i)
                                                         : (float)pv_value_arr_i32(scores, i);
         int32_t ty = ttypes ? pv_value_arr_i32(ttypes, i) : PV_TOKTYPE_NORMAL;
@@ -459,8 +465,7 @@ pv_status pv_tokenizer_init(const pv_weights *w, pv_tokenizer **out, pv_error *e
     if (pv_meta_get_bool(w, "tokenizer.ggml.add_space_prefix", &b)) t->add_space_prefix = b;
     /* read for completeness; like llama.cpp's SPM path we do not collapse whitespace
      * (SentencePiece models converted for llama.cpp carry false here) */
-    if (pv_meta_get_bool(w, "tokenizer.ggml.remove_extra_whitespaces", &b))
-        t->remove_extra_ws = b;
+    if (pv_meta_get_bool(w, "tokenizer.ggml.remove_extra_whitespaces", &b)) t->remove_extra_ws = b;
     if (t->add_bos && t->bos < 0) {
         st = pv_error_set(err, PV_ERR_FORMAT,
                           "%s: tokenizer.ggml.add_bos_token is true, but "
@@ -604,8 +609,8 @@ int32_t pv_tokenizer_find(const pv_tokenizer *t, const char *text, size_t len) {
 
 /* ---- encode driver ---- */
 
-static pv_status encode_fragment(const pv_tokenizer *t, const char *s, size_t n,
-                                 bool prev_special, pv_ivec *out, pv_error *err) {
+static pv_status encode_fragment(const pv_tokenizer *t, const char *s, size_t n, bool prev_special,
+                                 pv_ivec *out, pv_error *err) {
     if (t->kind == PV_TOK_SPM)
         return pv_spm_encode(t, s, n, t->add_space_prefix && prev_special, out, err);
     return pv_bpe_encode(t, s, n, out, err);
@@ -629,9 +634,8 @@ static int32_t match_special(const pv_tokenizer *t, const char *text, size_t len
     return best;
 }
 
-pv_status pv_tokenizer_encode(const pv_tokenizer *t, const char *text, size_t len,
-                              bool add_special, bool parse_special, int32_t **ids,
-                              size_t *n_ids, pv_error *err) {
+pv_status pv_tokenizer_encode(const pv_tokenizer *t, const char *text, size_t len, bool add_special,
+                              bool parse_special, int32_t **ids, size_t *n_ids, pv_error *err) {
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return pv_error_set(err, PV_ERR_INVALID, "tokenize: NULL text");
@@ -643,9 +647,8 @@ pv_status pv_tokenizer_encode(const pv_tokenizer *t, const char *text, size_t le
     size_t frag = 0, i = 0;
     while (i < len) {
         size_t mlen = 0;
-        int32_t id = t->trie[0].first_child >= 0
-                         ? match_special(t, text, len, i, parse_special, &mlen)
-                         : -1;
+        int32_t id =
+            t->trie[0].first_child >= 0 ? match_special(t, text, len, i, parse_special, &mlen) : -1;
         if (id < 0) {
             i++;
             continue;

@@ -22,6 +22,16 @@ if(PV_NODE)
               ${CMAKE_BINARY_DIR}/tokenizer_vocabs
       LABELS tokenizer TIMEOUT 900)
   endforeach()
+  pv_add_script_test(NAME tokenizer_pretok_families
+    COMMAND ${PV_NODE} ${CMAKE_SOURCE_DIR}/tests/tokenizer/pretok_families.js
+            $<TARGET_FILE:tok_driver> $<TARGET_FILE:vocab_from_hf>
+            ${CMAKE_BINARY_DIR}/tokenizer_vocabs
+    LABELS tokenizer TIMEOUT 900)
+else()
+  # no node: the oracle comparison cannot run — skipped locally, a failure under CI
+  pv_add_script_test(NAME tokenizer_oracle_missing_node
+    COMMAND bash -c "echo 'node not found: tokenizer oracle tests cannot run' >&2; [ -n \"$CI\" ] && exit 1; exit 77"
+    LABELS tokenizer)
 endif()
 pv_add_script_test(NAME tokenizer_cli
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/tokenizer/cli_test.sh $<TARGET_FILE:vocab_from_hf>

@@ -51,12 +51,13 @@ static pv_model *load_model(const char *arch, const char *type) {
     return m;
 }
 
-static pv_ctx *new_ctx(pv_model *m, int n_ctx) {
+/* The goldens were computed with an F32 KV cache (llama.cpp: -ctk f32 -ctv f32), so the
+ * comparisons use one too; the F16 cache (the default) gets its own, looser check. */
+static pv_ctx *new_ctx_kv(pv_model *m, int n_ctx, pv_type kv_type) {
     pv_ctx_params cp = pv_ctx_params_default();
     cp.n_ctx = n_ctx;
     cp.n_batch = 512;
-    const char *kv = getenv("PENSIEVE_TEST_KV_TYPE");
-    if (kv && !strcmp(kv, "f32")) cp.kv_type = PV_TYPE_F32;
+    cp.kv_type = kv_type;
     pv_ctx *c = NULL;
     pv_error err = {0};
     pv_status st = pv_ctx_new(m, &cp, &c, &err);
@@ -64,6 +65,8 @@ static pv_ctx *new_ctx(pv_model *m, int n_ctx) {
     assert_int_equal(st, PV_OK);
     return c;
 }
+
+static pv_ctx *new_ctx(pv_model *m, int n_ctx) { return new_ctx_kv(m, n_ctx, PV_TYPE_F32); }
 
 static void eval(pv_ctx *c, const int32_t *ids, int n) {
     pv_error err = {0};
@@ -127,6 +130,41 @@ static void check_ref_prompt(pv_model *m, const char *arch, json_t *pr, int n_ct
     free(want);
     free(ids);
     pv_ctx_free(c);
+}
+
+/* With the default F16 KV cache the logits stay close to the reference (f16 rounding of
+ * K/V on these large random activations costs about 1e-3). */
+static void test_ref_f32_kv_f16(void **state) {
+    (void)state;
+    for (size_t a = 0; a < PV_ARRAY_LEN(archs); a++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "%s/ref_golden.json", archs[a]);
+        json_t *g = load_json(rel);
+        pv_model *m = load_model(archs[a], "f32");
+        json_t *pr = json_array_get(json_object_get(g, "prompts"), 2); /* paragraph */
+        int n_ids;
+        int32_t *ids = json_ids(json_object_get(pr, "ids"), &n_ids);
+        pv_ctx *c = new_ctx_kv(m, 4096, PV_TYPE_F16);
+        eval(c, ids, n_ids);
+        snprintf(rel, sizeof rel, "%s/%s", archs[a], json_string_value(json_object_get(pr, "last_logits_file")));
+        char *lp = pv_test_fixture_path(rel);
+        float *ref = (float *)pv_test_read_file(lp, NULL);
+        assert_non_null(ref);
+        const float *lg = pv_ctx_logits(c, 0);
+        double maxdiff = 0, maxref = 0;
+        for (int i = 0; i < m->hp.n_vocab; i++) {
+            maxdiff = fmax(maxdiff, fabs((double)lg[i] - ref[i]));
+            maxref = fmax(maxref, fabs((double)ref[i]));
+        }
+        printf("  %-6s paragraph, f16 KV cache: logits rel err %.2e\n", archs[a], maxdiff / maxref);
+        assert_true(maxdiff / maxref < 1e-2);
+        free(ref);
+        free(lp);
+        free(ids);
+        pv_ctx_free(c);
+        pv_model_free(m);
+        json_decref(g);
+    }
 }
 
 static void test_ref_f32(void **state) {
@@ -228,6 +266,7 @@ int main(void) {
     free(p);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_f32),
+        cmocka_unit_test(test_ref_f32_kv_f16),
         cmocka_unit_test(test_llamacpp_q8_0),
         cmocka_unit_test(test_llamacpp_q4_0),
     };

@@ -31,8 +31,10 @@ int main(int argc, char **argv) {
     }
     bool add = true, special = false;
     for (int i = 4; i < argc; i++) {
-        if (!strcmp(argv[i], "--no-bos")) add = false;
-        else if (!strcmp(argv[i], "--special")) special = true;
+        if (!strcmp(argv[i], "--no-bos"))
+            add = false;
+        else if (!strcmp(argv[i], "--special"))
+            special = true;
     }
     FILE *f = fopen(argv[3], "rb");
     if (!f) {

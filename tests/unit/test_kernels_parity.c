@@ -125,7 +125,7 @@ static void test_quantize_bitexact(void **state) {
         for (size_t ai = 0; ai < 3; ai++) {
             const size_t bytes = pv_type_row_size(acts[ai], n);
             memset(a, 0x55, bytes);
-            pv_type_traits_get(acts[ai])->from_float(x, a, n);
+            pv_kernels_ref()->quantize[acts[ai]](x, a, n);
             for (int v = 0; v < nv; v++) {
                 memset(b, 0xaa, bytes);
                 sets[v]->quantize[acts[ai]](x, b, n);
@@ -362,6 +362,42 @@ static void test_attention(void **state) {
     }
 }
 
+/* Non-finite and huge inputs (a corrupt activation, an overflowing layer) must not crash
+ * or trip the sanitizers in any quantizer or dot product; the values are not checked. */
+static void test_nonfinite_inputs(void **state) {
+    (void)state;
+    const pv_kernel_set *sets[3];
+    const int nv = variants(sets);
+    const int64_t n = 512;
+    float x[512];
+    static uint8_t q[512 * 4], a[512 * 4];
+    const float specials[] = {NAN, INFINITY, -INFINITY, 3e38f, -3e38f, 1e-45f, 0.0f, -0.0f};
+    for (int64_t i = 0; i < n; i++) x[i] = specials[i % 8] * (i % 3 == 0 ? 1.0f : 0.5f);
+    for (size_t ti = 0; ti < N_WTYPES; ti++) {
+        const pv_type_traits *tr = pv_type_traits_get(g_weight_types[ti]);
+        const pv_type_traits *vt = pv_type_traits_get(tr->vec_dot_type);
+        tr->from_float(x, q, n);
+        vt->from_float(x, a, n);
+        float out[512];
+        tr->to_float(q, out, n);
+        for (int v = 0; v < nv; v++) {
+            float d;
+            if (tr->vec_dot_type != PV_TYPE_F32) sets[v]->quantize[tr->vec_dot_type](x, a, n);
+            sets[v]->vec_dot[g_weight_types[ti]](n, &d, q, a);
+            sets[v]->gemm(g_weight_types[ti], n, q, pv_type_row_size(g_weight_types[ti], n), 0, 1,
+                          a, pv_type_row_size(tr->vec_dot_type, n), 1, &d, 1);
+        }
+    }
+    for (int v = 0; v < nv; v++) {
+        float y[512];
+        sets[v]->rmsnorm(y, x, NULL, n, 1e-5f);
+        memcpy(y, x, sizeof y);
+        sets[v]->softmax(y, n);
+        sets[v]->silu_mul(y, x, x, n);
+    }
+    assert_true(nv >= 1);
+}
+
 int main(void) {
     const char *s = getenv("PV_TEST_SEED");
     g_seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
@@ -372,6 +408,22 @@ int main(void) {
     printf("  variants tested:");
     for (int i = 0; i < nv; i++) printf(" %s", sets[i]->name);
     printf(" (best: %s)\n", pv_kernels_best()->name);
+    /* the SIMD sets must really provide their own kernels (not ref fallbacks) */
+    for (int i = 0; i < nv; i++) {
+        if (strcmp(sets[i]->name, "ref") == 0) continue;
+        const pv_kernel_set *ref = pv_kernels_ref();
+        for (size_t t = 0; t < N_WTYPES; t++)
+            if (sets[i]->vec_dot[g_weight_types[t]] == ref->vec_dot[g_weight_types[t]]) {
+                printf("%s: vec_dot %s is the reference one\n", sets[i]->name, pv_type_name(g_weight_types[t]));
+                return 1;
+            }
+        if (sets[i]->gemm == ref->gemm || sets[i]->attn_head == ref->attn_head ||
+            sets[i]->quantize[PV_TYPE_Q8_0] == ref->quantize[PV_TYPE_Q8_0] ||
+            sets[i]->quantize[PV_TYPE_Q8_K] == ref->quantize[PV_TYPE_Q8_K]) {
+            printf("%s: a hot kernel is the reference one\n", sets[i]->name);
+            return 1;
+        }
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_dot),
         cmocka_unit_test(test_quantize_bitexact),
@@ -379,6 +431,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_large_batch),
         cmocka_unit_test(test_rowwise),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_nonfinite_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

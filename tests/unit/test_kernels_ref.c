@@ -360,7 +360,8 @@ static void test_quant_roundtrip_error(void **state) {
     free(q);
 }
 
-/* Q8_0 / Q8_1 by their definition: d = amax/127, q = roundf(x * (1/d)), s = d * sum(q). */
+/* Q8_0 / Q8_1 from_float (the type table's, as ggml's reference quantizers that write
+ * files): d = amax/127, q = roundf(x * (1/d)), s = d * sum(q). */
 static void test_quant_q8_definition(void **state) {
     (void)state;
     pv_test_rng r;
@@ -393,6 +394,48 @@ static void test_quant_q8_definition(void **state) {
         }
         if (rep == 0) {
             const int want[8] = {127, 3, -3, 1, -1, 2, -127, 0};
+            for (int j = 0; j < 8; j++) assert_int_equal(b0[0].qs[j], want[j]);
+        }
+    }
+}
+
+/* The kernel sets' Q8_0 / Q8_1 activation quantizers follow llama.cpp's CPU backend:
+ * d = amax/127 (stored as f16), q = round-half-even(x * (127/amax)), s = d * sum(q). */
+static void test_quant_act_q8_definition(void **state) {
+    (void)state;
+    const pv_kernel_set *ks = pv_kernels_ref();
+    assert_ptr_not_equal(ks->quantize[PV_TYPE_Q8_0], pv_type_traits_get(PV_TYPE_Q8_0)->from_float);
+    pv_test_rng r;
+    pv_test_rng_seed(&r, g_seed ^ 0x1357);
+    float x[64];
+    pv_block_q8_0 b0[2];
+    pv_block_q8_1 b1[2];
+    for (int rep = 0; rep < 200; rep++) {
+        fill_normal(&r, x, 64, rep % 2 ? 3.0f : 0.01f);
+        if (rep == 0) { /* amax = 127 gives id = 1: x.5 rounds to even */
+            x[0] = 127.0f; x[1] = 2.5f; x[2] = -2.5f; x[3] = 0.5f; x[4] = -0.5f; x[5] = 1.5f;
+            x[6] = -126.5f; x[7] = 3.5f;
+        }
+        if (rep == 1) memset(x + 32, 0, 32 * sizeof *x); /* an all-zero block */
+        ks->quantize[PV_TYPE_Q8_0](x, b0, 64);
+        ks->quantize[PV_TYPE_Q8_1](x, b1, 64);
+        for (int b = 0; b < 2; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * b + j]));
+            const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            assert_int_equal(b0[b].d, pv_f32_to_f16(d));
+            assert_int_equal(b1[b].d, pv_f32_to_f16(d));
+            int sum = 0;
+            for (int j = 0; j < 32; j++) {
+                const int want = (int)nearbyintf(x[32 * b + j] * id);
+                assert_int_equal(b0[b].qs[j], want);
+                assert_int_equal(b1[b].qs[j], want);
+                sum += want;
+            }
+            assert_int_equal(b1[b].s, pv_f32_to_f16((float)sum * d));
+        }
+        if (rep == 0) {
+            const int want[8] = {127, 2, -2, 0, 0, 2, -126, 4};
             for (int j = 0; j < 8; j++) assert_int_equal(b0[0].qs[j], want[j]);
         }
     }
@@ -803,6 +846,7 @@ int main(void) {
         cmocka_unit_test(test_dequant_known_answers),
         cmocka_unit_test(test_quant_roundtrip_error),
         cmocka_unit_test(test_quant_q8_definition),
+        cmocka_unit_test(test_quant_act_q8_definition),
         cmocka_unit_test(test_quant_q8_K_definition),
         cmocka_unit_test(test_quant_q4_0_definition),
         cmocka_unit_test(test_vec_dot_vs_dequant),

@@ -137,7 +137,8 @@ static bool valid_utf8(const char *s, size_t n) {
     utf8proc_int32_t cp;
     size_t i = 0;
     while (i < n) {
-        utf8proc_ssize_t r = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        utf8proc_ssize_t r =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
         if (r <= 0) return false;
         i += (size_t)r;
     }
@@ -315,7 +316,8 @@ static char *import_npm(const char *pkg) {
     pv_gguf_writer_set_str(g, "general.architecture", "llama");
     pv_error err = {0};
     int32_t nv = 0;
-    if (pv_tokenizer_import_hf(tj, tc, g, &nv, &err) != PV_OK) fail_msg("import %s: %s", pkg, err.msg);
+    if (pv_tokenizer_import_hf(tj, tc, g, &nv, &err) != PV_OK)
+        fail_msg("import %s: %s", pkg, err.msg);
     assert_true(nv > 1000);
     if (pv_gguf_writer_write(g, out, &err) != PV_OK) fail_msg("write: %s", err.msg);
     pv_gguf_writer_free(g);
@@ -370,7 +372,8 @@ static void test_import_matches_converter(void **state) {
         static const char *const arr_keys[] = {"tokenizer.ggml.tokens", "tokenizer.ggml.merges",
                                                "tokenizer.ggml.token_type"};
         for (size_t k = 0; k < PV_ARRAY_LEN(arr_keys); k++) {
-            const pv_value *x = pv_meta_get_arr(wa, arr_keys[k]), *y = pv_meta_get_arr(wb, arr_keys[k]);
+            const pv_value *x = pv_meta_get_arr(wa, arr_keys[k]),
+                           *y = pv_meta_get_arr(wb, arr_keys[k]);
             assert_non_null(x);
             assert_non_null(y);
             assert_true(x->arr.n <= y->arr.n);
@@ -401,7 +404,7 @@ static void test_round_trip_imported(void **state) {
         const char *pkg;
         bool nfc;
     } pk[] = {
-        {"tokenizer-llama3_1", false}, {"tokenizer-qwen3", true}, {"tokenizer-gemma3", false},
+        {"tokenizer-llama3_1", false},    {"tokenizer-qwen3", true},   {"tokenizer-gemma3", false},
         {"tokenizer-deepseek_v3", false}, {"tokenizer-llama2", false},
     };
     for (size_t i = 0; i < PV_ARRAY_LEN(pk); i++) {
@@ -433,7 +436,9 @@ static void test_random_bytes(void **state) {
             for (size_t i = 0; i < n; i++) {
                 uint64_t r = pv_test_rng_u64(&rng);
                 /* mix ASCII, spaces and high bytes so that pieces and fallbacks both occur */
-                buf[i] = (char)(r % 3 == 0 ? ' ' + (r >> 8) % 95 : r % 3 == 1 ? ' ' : 0x80 + (r >> 8) % 128);
+                buf[i] = (char)(r % 3 == 0   ? ' ' + (r >> 8) % 95
+                                : r % 3 == 1 ? ' '
+                                             : 0x80 + (r >> 8) % 128);
             }
             round_trip_one(v.t, buf, n, it & 1, false, m ? "stories random" : "llama random");
         }
@@ -522,8 +527,12 @@ typedef void (*meta_fn)(pv_gguf_writer *g);
 
 static const char *const k_toks[] = {"<unk>", "<s>", "</s>", "a", "b", "ab"};
 
-static void m_no_tokens(pv_gguf_writer *g) { pv_gguf_writer_set_str(g, "tokenizer.ggml.model", "llama"); }
-static void m_no_model(pv_gguf_writer *g) { pv_gguf_writer_set_arr_str(g, "tokenizer.ggml.tokens", k_toks, 6); }
+static void m_no_tokens(pv_gguf_writer *g) {
+    pv_gguf_writer_set_str(g, "tokenizer.ggml.model", "llama");
+}
+static void m_no_model(pv_gguf_writer *g) {
+    pv_gguf_writer_set_arr_str(g, "tokenizer.ggml.tokens", k_toks, 6);
+}
 static void m_bad_model(pv_gguf_writer *g) {
     pv_gguf_writer_set_str(g, "tokenizer.ggml.model", "wordpiece9");
     pv_gguf_writer_set_arr_str(g, "tokenizer.ggml.tokens", k_toks, 6);
@@ -559,7 +568,7 @@ static void m_dup(pv_gguf_writer *g) {
 static void m_bos_missing(pv_gguf_writer *g) {
     static const char *const merges[] = {"a b"};
     pv_gguf_writer_set_str(g, "tokenizer.ggml.model", "gpt2");
-    pv_gguf_writer_set_str(g, "tokenizer.ggml.pre", "llama-bpe"); /* adds BOS by default */
+    pv_gguf_writer_set_str(g, "tokenizer.ggml.pre", "llama-bpe");      /* adds BOS by default */
     pv_gguf_writer_set_arr_str(g, "tokenizer.ggml.tokens", k_toks, 6); /* default bos 11: none */
     pv_gguf_writer_set_arr_str(g, "tokenizer.ggml.merges", merges, 1);
 }
@@ -603,6 +612,97 @@ static void test_bad_metadata(void **state) {
     unlink(path);
 }
 
+/* Every pre-tokenizer family the issue names compiles and splits: a byte-level vocabulary
+ * of the 256 GPT-2 byte characters (so any text encodes) round-trips under each. */
+static void test_all_pre_families(void **state) {
+    (void)state;
+    static const char *const pres[] = {
+        "llama-bpe", "qwen2",  "gpt-2", "deepseek-llm", "deepseek-coder", "starcoder",
+        "falcon",    "refact", "mpt",   "deepseek-v3",  "default"};
+    /* GPT-2's byte -> unicode map, written out independently of the library's table */
+    char *toks[258];
+    char store[258][8];
+    int n = 0, extra = 0;
+    for (int b = 0; b < 256; b++) {
+        bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+        uint32_t cp = printable ? (uint32_t)b : 256u + (uint32_t)extra++;
+        utf8proc_ssize_t l =
+            utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)store[n]);
+        store[n][l] = '\0';
+        toks[n] = store[n];
+        n++;
+    }
+    strcpy(store[n], "He");
+    toks[n] = store[n];
+    n++;
+    static const char *const merges[] = {"H e"};
+    char path[128];
+    snprintf(path, sizeof path, "%s/pre.gguf", g_tmpdir);
+    const char *text =
+        "Hello world! It's 12345 caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87  \n\n\tx\xF0\x9F\x98\x80";
+    for (size_t i = 0; i < PV_ARRAY_LEN(pres); i++) {
+        pv_gguf_writer *g = pv_gguf_writer_new();
+        pv_gguf_writer_set_str(g, "general.architecture", "llama");
+        pv_gguf_writer_set_str(g, "tokenizer.ggml.model", "gpt2");
+        pv_gguf_writer_set_str(g, "tokenizer.ggml.pre", pres[i]);
+        pv_gguf_writer_set_arr_str(g, "tokenizer.ggml.tokens", (const char *const *)toks,
+                                   (uint64_t)n);
+        pv_gguf_writer_set_arr_str(g, "tokenizer.ggml.merges", merges, 1);
+        pv_gguf_writer_set_u32(g, "tokenizer.ggml.bos_token_id", 0);
+        pv_error err = {0};
+        assert_int_equal(pv_gguf_writer_write(g, path, &err), PV_OK);
+        pv_gguf_writer_free(g);
+        vocab v = load_vocab(path);
+        size_t k =
+            round_trip_one(v.t, text, strlen(text), false, !strcmp(pres[i], "qwen2"), pres[i]);
+        /* one token per byte, except "He" merged once */
+        assert_int_equal(k, strlen(text) - 1);
+        free_vocab(&v);
+    }
+    unlink(path);
+}
+
+/* The importer refuses what it cannot convert faithfully, naming the problem. */
+static void test_import_errors(void **state) {
+    (void)state;
+    static const struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "Unigram"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", "model.merges"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]},"
+         " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\","
+         " \"pattern\": {\"Regex\": \"[a-z]+\"}}, {\"type\": \"ByteLevel\", \"use_regex\": "
+         "false}]}}",
+         "unrecognized pre-tokenizer regex"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [3]},"
+         " \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+         "merges[0]"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []},"
+         " \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+         "bad id"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "ByteLevel"},
+        {"{\"model\": ", "tok.json"},
+    };
+    char path[128];
+    snprintf(path, sizeof path, "%s/tok.json", g_tmpdir);
+    for (size_t i = 0; i < PV_ARRAY_LEN(cases); i++) {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        fputs(cases[i].json, f);
+        fclose(f);
+        pv_gguf_writer *g = pv_gguf_writer_new();
+        pv_error err = {0};
+        int32_t nv = -1;
+        assert_int_not_equal(pv_tokenizer_import_hf(path, NULL, g, &nv, &err), PV_OK);
+        assert_int_equal(nv, 0);
+        if (!strstr(err.msg, cases[i].needle))
+            fail_msg("case %zu: message '%s' lacks '%s'", i, err.msg, cases[i].needle);
+        pv_gguf_writer_free(g);
+    }
+    unlink(path);
+}
+
 /* ---- threads and speed ---- */
 
 typedef struct {
@@ -618,7 +718,8 @@ static void *thr_encode(void *p) {
     for (int r = 0; r < 3; r++) {
         int32_t *ids = NULL;
         size_t n = 0;
-        if (pv_tokenizer_encode(a->t, g_corpus, g_corpus_len, true, true, &ids, &n, NULL) != PV_OK ||
+        if (pv_tokenizer_encode(a->t, g_corpus, g_corpus_len, true, true, &ids, &n, NULL) !=
+                PV_OK ||
             n != a->n_ref || memcmp(ids, a->ref, n * sizeof(int32_t)))
             a->ok = 0;
         free(ids);
@@ -658,7 +759,8 @@ static void test_threads_and_speed(void **state) {
 #else
         const double limit = 0.5;
 #endif
-        fprintf(stderr, "encode of %zu tokens (%zu bytes): %.1f ms\n", n, g_corpus_len * reps, dt * 1e3);
+        fprintf(stderr, "encode of %zu tokens (%zu bytes): %.1f ms\n", n, g_corpus_len * reps,
+                dt * 1e3);
         assert_true(n >= 20000);
         assert_true(dt < limit);
         free(ids);
@@ -692,6 +794,8 @@ int main(void) {
         cmocka_unit_test(test_special_tokens),
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_bad_metadata),
+        cmocka_unit_test(test_all_pre_families),
+        cmocka_unit_test(test_import_errors),
         cmocka_unit_test(test_threads_and_speed),
         cmocka_unit_test(test_round_trip_fixtures),
         cmocka_unit_test(test_import_matches_converter),

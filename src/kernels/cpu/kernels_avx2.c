@@ -4,6 +4,7 @@
  * ymm registers. CMake compiles this file with -mavx2 -mfma -mf16c; kernels.c calls
  * pv_kernels_avx2_fill only after detection says the CPU runs it. */
 #define PV_X86_VNNI 0
+#define PV_X86_AVX512 0
 #define PV_TR 4
 #define PV_TT 2
 #include "kernels_x86_impl.h"

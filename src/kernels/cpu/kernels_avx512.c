@@ -5,6 +5,7 @@
  * file with the AVX-512 flags; kernels.c calls pv_kernels_avx512_fill only after detection
  * says the CPU (and OS) runs it. */
 #define PV_X86_VNNI 1
+#define PV_X86_AVX512 1
 #define PV_TR 4
 #define PV_TT 4
 #include "kernels_x86_impl.h"

@@ -125,17 +125,6 @@ PV_AI __m256 pv_exp_ps(__m256 x) {
     return _mm256_andnot_ps(under, res);
 }
 
-/* roundf (ties away from zero) of each lane, exactly: trunc, then step away from zero
- * when the dropped fraction is at least one half. */
-PV_AI __m256 pv_roundf_ps(__m256 v) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-    const __m256 ge = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 step = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign));
-    return _mm256_add_ps(t, _mm256_and_ps(ge, step));
-}
-
 /* four int32x8 -> 32 int8 in element order (saturating) */
 PV_AI __m256i pv_pack_i32x4_i8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
     i0 = _mm256_packs_epi32(i0, i1);
@@ -146,7 +135,8 @@ PV_AI __m256i pv_pack_i32x4_i8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
 
 /* ---------------------------------------------------------------- activation quantizers */
 
-/* Q8_0 / Q8_1 share everything but the sum; bit-exact with the reference. */
+/* Q8_0 / Q8_1 share everything but the sum; bit-exact with pv_ref_quantize_act_q8_0/1
+ * (llama.cpp's CPU-backend activation quantizer: id = 127/amax, ties to even). */
 PV_AI void pv_quant_q8_block(const float *x, int8_t *qs, pv_f16 *dout, pv_f16 *sout) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 v[4];
@@ -155,12 +145,14 @@ PV_AI void pv_quant_q8_block(const float *x, int8_t *qs, pv_f16 *dout, pv_f16 *s
         v[j] = _mm256_loadu_ps(x + 8 * j);
         amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
     }
-    const float d = pv_hmax_ps(amax) / 127.0f;
-    const float id = d ? 1.0f / d : 0.0f;
+    const float am = pv_hmax_ps(amax);
+    const float d = am / 127.0f;
+    const float id = am != 0.0f ? 127.0f / am : 0.0f;
     *dout = _cvtss_sh(d, 0);
     const __m256 idv = _mm256_set1_ps(id);
     __m256i q[4];
-    PV_UNROLL for (int j = 0; j < 4; j++) q[j] = _mm256_cvtps_epi32(pv_roundf_ps(_mm256_mul_ps(v[j], idv)));
+    for (int j = 0; j < 4; j++) /* cvtps rounds to nearest even (the MXCSR default) */
+        q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], idv));
     if (sout) {
         const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         *sout = _cvtss_sh((float)pv_hsum_epi32(s) * d, 0);
@@ -183,7 +175,7 @@ static void pv_x86_quantize_q8_K(const float *x, void *dst, int64_t n) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / PV_QK_K; i++, x += PV_QK_K) {
         __m256 amaxv = _mm256_setzero_ps();
-        PV_UNROLL for (int j = 0; j < PV_QK_K; j += 8)
+        for (int j = 0; j < PV_QK_K; j += 8)
             amaxv = _mm256_max_ps(amaxv, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
         const float amax = pv_hmax_ps(amaxv);
         if (!amax) {
@@ -192,7 +184,7 @@ static void pv_x86_quantize_q8_K(const float *x, void *dst, int64_t n) {
         }
         /* the reference keeps the sign of the first element of largest magnitude */
         float max = amax;
-        PV_UNROLL for (int j = 0; j < PV_QK_K; j++) {
+        for (int j = 0; j < PV_QK_K; j++) {
             if (fabsf(x[j]) == amax) {
                 max = x[j];
                 break;
@@ -463,15 +455,14 @@ PV_AI void pv_unpack_q6_K(const pv_block_q6_K *b, __m256i out[8], __m256i scv[8]
         out[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
     }
-    const int8_t *s = b->scales;
-    PV_UNROLL for (int c = 0; c < 8; c++) /* chunk c covers groups 2c (lane 0) and 2c+1 (lane 1) */
-        scv[c] = _mm256_set_m128i(_mm_set1_epi16(s[2 * c + 1]), _mm_set1_epi16(s[2 * c]));
-    *sc_m32 = _mm256_setr_epi16((int16_t)(-32 * s[0]), (int16_t)(-32 * s[1]), (int16_t)(-32 * s[2]),
-                                (int16_t)(-32 * s[3]), (int16_t)(-32 * s[4]), (int16_t)(-32 * s[5]),
-                                (int16_t)(-32 * s[6]), (int16_t)(-32 * s[7]), (int16_t)(-32 * s[8]),
-                                (int16_t)(-32 * s[9]), (int16_t)(-32 * s[10]), (int16_t)(-32 * s[11]),
-                                (int16_t)(-32 * s[12]), (int16_t)(-32 * s[13]), (int16_t)(-32 * s[14]),
-                                (int16_t)(-32 * s[15]));
+    /* scales as int16; dword c holds the scales of groups 2c and 2c+1, which chunk c
+     * needs in its low and high 128-bit lane respectively */
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    PV_UNROLL for (int c = 0; c < 8; c++)
+        scv[c] = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(s16, _mm256_set1_epi32(c)), pick);
+    *sc_m32 = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(s16, 5)); /* -32*sc */
 }
 
 PV_AI void pv_tile_q6_K(PV_TILE_ARGS) {
@@ -538,6 +529,89 @@ PV_DEFINE_TILE_FLOAT(pv_tile_f32, pv_load8_f32, pv_load1_f32)
 PV_DEFINE_TILE_FLOAT(pv_tile_f16, pv_load8_f16, pv_load1_f16)
 PV_DEFINE_TILE_FLOAT(pv_tile_bf16, pv_load8_bf16, pv_load1_bf16)
 
+/* ---- AVX-512: Q4_0 / Q5_0 / Q8_0 tiles over zmm registers, two blocks per vector ----
+ * The same arithmetic as PV_DEFINE_TILE_Q_0 (unsigned weight bytes, the token's
+ * -BIAS*sum(y) seeding vpdpbusd), on 512-bit vectors: blocks b and b+1 side by side, with
+ * their scales in the low and high eight lanes. An odd last block pairs with zeros. */
+#if PV_X86_AVX512
+PV_AI __m512i pv512_pair(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+PV_AI __m512 pv512_pair_ps(float lo, float hi) {
+    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
+}
+/* nibbles of two Q4_0/Q5_0 blocks: 128-bit lanes [b0 low, b0 high, b1 low, b1 high] */
+PV_AI __m512i pv512_nibbles_x2(const uint8_t *q0, const uint8_t *q1, bool two) {
+    const __m128i a = _mm_loadu_si128((const __m128i *)q0);
+    const __m128i b = two ? _mm_loadu_si128((const __m128i *)q1) : _mm_setzero_si128();
+    __m512i z = _mm512_castsi256_si512(_mm256_set_m128i(b, a));
+    z = _mm512_shuffle_i64x2(z, z, 0x50);            /* lanes: a a b b */
+    z = _mm512_mask_srli_epi16(z, 0xFF00FF00u, z, 4); /* odd lanes: high nibbles */
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+}
+PV_AI __m512i pv512_unpack_q4_0(const pv_block_q4_0 *b, bool two) {
+    return pv512_nibbles_x2(b[0].qs, b[1 - !two].qs, two);
+}
+PV_AI __m512i pv512_unpack_q5_0(const pv_block_q5_0 *b, bool two) {
+    uint32_t h0, h1 = 0;
+    memcpy(&h0, b[0].qh, 4);
+    if (two) memcpy(&h1, b[1].qh, 4);
+    const __mmask64 k = (__mmask64)h0 | ((__mmask64)h1 << 32); /* bit i: element i */
+    const __m512i z = pv512_nibbles_x2(b[0].qs, b[1 - !two].qs, two);
+    return _mm512_mask_or_epi32(z, 0xFFFF, z, _mm512_maskz_mov_epi8(k, _mm512_set1_epi8(0x10)));
+}
+PV_AI __m512i pv512_unpack_q8_0(const pv_block_q8_0 *b, bool two) { /* q + 128, exactly */
+    const __m256i a = _mm256_loadu_si256((const __m256i *)b[0].qs);
+    const __m256i c = two ? _mm256_loadu_si256((const __m256i *)b[1].qs) : _mm256_set1_epi8((char)0x80);
+    return _mm512_xor_si512(pv512_pair(a, c), _mm512_set1_epi8((char)0x80));
+}
+
+#define PV_DEFINE_TILE512_Q_0(NAME, BT, UNPACK2, BIAS)                                             \
+    PV_AI void NAME(PV_TILE_ARGS) {                                                                \
+        __m512 acc[PV_TR][PV_TT];                                                                  \
+        PV_UNROLL for (int r = 0; r < PV_TR; r++)                                                  \
+            PV_UNROLL for (int t = 0; t < PV_TT; t++) acc[r][t] = _mm512_setzero_ps();             \
+        for (int64_t b = 0; b < nb; b += 2) {                                                      \
+            const bool two = b + 1 < nb;                                                           \
+            __m512i wq[PV_TR];                                                                     \
+            __m512 wd[PV_TR];                                                                      \
+            PV_UNROLL for (int r = 0; r < R; r++) {                                                \
+                const BT *blk = (const BT *)(w + (size_t)r * ws) + b;                              \
+                wq[r] = UNPACK2(blk, two);                                                         \
+                wd[r] = pv512_pair_ps(pv_h2f(blk[0].d), two ? pv_h2f(blk[1].d) : 0.0f);            \
+            }                                                                                      \
+            PV_UNROLL for (int t = 0; t < T; t++) {                                                \
+                const pv_block_q8_0 *yb = (const pv_block_q8_0 *)(x + (size_t)t * xs) + b;         \
+                const __m256i y0 = _mm256_loadu_si256((const __m256i *)yb[0].qs);                  \
+                const __m256i y1 = two ? _mm256_loadu_si256((const __m256i *)yb[1].qs)             \
+                                       : _mm256_setzero_si256();                                   \
+                const __m512i yq = pv512_pair(y0, y1);                                             \
+                const __m512 yd = pv512_pair_ps(pv_h2f(yb[0].d), two ? pv_h2f(yb[1].d) : 0.0f);    \
+                const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),                      \
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)(BIAS)), yq)); \
+                PV_UNROLL for (int r = 0; r < R; r++) {                                            \
+                    const __m512i s = _mm512_dpbusd_epi32(corr, wq[r], yq);                        \
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), wd[r]), yd,   \
+                                                acc[r][t]);                                        \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        PV_UNROLL for (int r = 0; r < R; r++)                                                      \
+            PV_UNROLL for (int t = 0; t < T; t++) y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]); \
+    }
+
+PV_DEFINE_TILE512_Q_0(pv512_tile_q4_0, pv_block_q4_0, pv512_unpack_q4_0, 8)
+PV_DEFINE_TILE512_Q_0(pv512_tile_q5_0, pv_block_q5_0, pv512_unpack_q5_0, 16)
+PV_DEFINE_TILE512_Q_0(pv512_tile_q8_0, pv_block_q8_0, pv512_unpack_q8_0, 128)
+#define PV_TILE_Q4_0 pv512_tile_q4_0
+#define PV_TILE_Q5_0 pv512_tile_q5_0
+#define PV_TILE_Q8_0 pv512_tile_q8_0
+#else
+#define PV_TILE_Q4_0 pv_tile_q4_0
+#define PV_TILE_Q5_0 pv_tile_q5_0
+#define PV_TILE_Q8_0 pv_tile_q8_0
+#endif
+
 /* ---------------------------------------------------------------- gemm drivers
  * Tokens are processed in chunks whose activations fit in L2; inside a chunk each tile
  * of PV_TR weight rows stays in L1 while PV_TT tokens at a time stream past it. Row and
@@ -598,11 +672,11 @@ PV_DEFINE_TILE_FLOAT(pv_tile_bf16, pv_load8_bf16, pv_load1_bf16)
 PV_DEFINE_GEMM(pv_gemm_f32, pv_tile_f32, 1)
 PV_DEFINE_GEMM(pv_gemm_f16, pv_tile_f16, 1)
 PV_DEFINE_GEMM(pv_gemm_bf16, pv_tile_bf16, 1)
-PV_DEFINE_GEMM(pv_gemm_q4_0, pv_tile_q4_0, PV_QK4_0)
+PV_DEFINE_GEMM(pv_gemm_q4_0, PV_TILE_Q4_0, PV_QK4_0)
 PV_DEFINE_GEMM(pv_gemm_q4_1, pv_tile_q4_1, PV_QK4_1)
-PV_DEFINE_GEMM(pv_gemm_q5_0, pv_tile_q5_0, PV_QK5_0)
+PV_DEFINE_GEMM(pv_gemm_q5_0, PV_TILE_Q5_0, PV_QK5_0)
 PV_DEFINE_GEMM(pv_gemm_q5_1, pv_tile_q5_1, PV_QK5_1)
-PV_DEFINE_GEMM(pv_gemm_q8_0, pv_tile_q8_0, PV_QK8_0)
+PV_DEFINE_GEMM(pv_gemm_q8_0, PV_TILE_Q8_0, PV_QK8_0)
 PV_DEFINE_GEMM(pv_gemm_q4_K, pv_tile_q4_K, PV_QK_K)
 PV_DEFINE_GEMM(pv_gemm_q5_K, pv_tile_q5_K, PV_QK_K)
 PV_DEFINE_GEMM(pv_gemm_q6_K, pv_tile_q6_K, PV_QK_K)

@@ -103,6 +103,10 @@ void pv_kernels_ref_fill(pv_kernel_set *ks) {
         ks->vec_dot[t] = tr ? tr->vec_dot : NULL;
         ks->quantize[t] = tr ? tr->from_float : NULL;
     }
+    /* activations: llama.cpp's CPU-backend rounding (see quants_ref.c); Q8_K's is the
+     * reference one in llama.cpp too */
+    ks->quantize[PV_TYPE_Q8_0] = pv_ref_quantize_act_q8_0;
+    ks->quantize[PV_TYPE_Q8_1] = pv_ref_quantize_act_q8_1;
     ks->gemm = pv_ref_gemm;
     ks->rmsnorm = pv_ref_rmsnorm;
     ks->softmax = pv_ref_softmax;

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../pv_kernels_internal.h"
 #include "pv_kernels_ref.h"
 
 #define GROUP_MAX_EPS 1e-15f
@@ -294,6 +295,46 @@ void pv_ref_to_float_q8_1(const void *src, float *y, int64_t n) {
         const float d = pv_f16_to_f32(x[i].d);
         for (int j = 0; j < qk; j++) y[i * qk + j] = (float)x[i].qs[j] * d;
     }
+}
+
+/* ---- Q8_0 / Q8_1 activation quantizers (the kernel sets' quantize slots) ----
+ * llama.cpp does not quantize activations with the reference functions above: its x86
+ * CPU backend (quantize_row_q8_0/q8_1 in ggml-cpu/arch/x86/quants.c, and the repacked
+ * GEMM paths) computes id = 127/amax instead of 1/d and rounds ties to even
+ * (_mm256_round_ps) instead of away from zero. The two disagree on a few elements per
+ * row, and on the fixture models that alone moves next-token probabilities by up to
+ * 0.04 against llama.cpp's, so activations follow llama.cpp's CPU backend while the
+ * from_float entries (used to write files) follow the reference quantizers. */
+
+/* lrintf in the default rounding mode (ties to even), saturating and NaN-safe */
+static inline int8_t pv_rint_i8(float v) {
+    if (!(v > -128.0f)) return v != v ? 0 : -128;
+    if (v > 127.0f) return 127;
+    return (int8_t)lrintf(v);
+}
+
+static void pv_quant_act_q8_block(const float *x, int8_t *qs, pv_f16 *dout, pv_f16 *sout) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.f;
+    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+    *dout = pv_f32_to_f16(d);
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+        qs[j] = pv_rint_i8(x[j] * id);
+        sum += qs[j];
+    }
+    if (sout) *sout = pv_f32_to_f16(d * (float)sum);
+}
+
+void pv_ref_quantize_act_q8_0(const float *x, void *dst, int64_t n) {
+    pv_block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / PV_QK8_0; i++) pv_quant_act_q8_block(x + i * 32, y[i].qs, &y[i].d, NULL);
+}
+
+void pv_ref_quantize_act_q8_1(const float *x, void *dst, int64_t n) {
+    pv_block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / PV_QK8_1; i++) pv_quant_act_q8_block(x + i * 32, y[i].qs, &y[i].d, &y[i].s);
 }
 
 /* ---- K-quant helpers (ggml's make_qx_quants / make_qkx2_quants searches) ---- */
