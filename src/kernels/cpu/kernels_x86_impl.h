@@ -2,17 +2,18 @@
  * compiled twice: by kernels_avx2.c (AVX2 + FMA + F16C: byte dot products through
  * maddubs/madd, 16 vector registers, 4x2 gemm tiles) and by kernels_avx512.c (AVX-512
  * F/BW/VL/DQ/VNNI: the same code gets vpdpbusd/vpdpwssd for the byte dot products and
- * the 32 registers of AVX-512VL, which allow 4x4 gemm tiles). Only those two files
+ * the 32 registers of AVX-512VL, which allow 4x4 gemm tiles; the Q4_0/Q5_0/Q8_0 tiles
+ * there use 512-bit vectors, two blocks per register). Only those two files
  * include this header, so everything here is built with their ISA flags and reached only
  * after run-time detection. All functions are static; each file exports one fill function.
  *
- * The including file defines PV_X86_VNNI (0/1), PV_TR and PV_TT (gemm tile: weight rows x
- * tokens per inner loop).
+ * The including file defines PV_X86_VNNI and PV_X86_AVX512 (0/1), PV_TR and PV_TT (gemm
+ * tile: weight rows x tokens per inner loop).
  *
  * Numerics: quantized dot products use exact integer sums per block (or sub-block) and
  * float accumulation, like ggml's SIMD kernels; they differ from the reference only in
  * the order of float additions. The activation quantizers are bit-exact with the
- * reference quantizers (ggml's rounding reproduced with vector instructions). */
+ * reference set's (pv_ref_quantize_act_q8_0/q8_1, pv_ref_from_float_q8_K). */
 #ifndef PV_KERNELS_X86_IMPL_H
 #define PV_KERNELS_X86_IMPL_H
 
@@ -51,6 +52,8 @@ PV_AI float pv_hmax_ps(__m256 v) {
 }
 
 PV_AI float pv_h2f(pv_f16 h) { return _cvtsh_ss(h); }
+/* an f16 broadcast to 8 float lanes: vpbroadcastw + vcvtph2ps */
+PV_AI __m256 pv_h2f_bcast(pv_f16 h) { return _mm256_cvtph_ps(_mm_set1_epi16((short)h)); }
 
 /* acc + sum of 4 adjacent products u8 x s8 per int32 lane (u <= 127 or the pair sums
  * must not saturate int16 on the AVX2 path: callers guarantee it). */
@@ -237,20 +240,21 @@ static void pv_x86_quantize_q8_K(const float *x, void *dst, int64_t n) {
             PV_UNROLL for (int r = 0; r < R; r++) {                                                \
                 const BT *blk = (const BT *)(w + (size_t)r * ws) + b;                              \
                 wq[r] = UNPACK(blk);                                                               \
-                wd[r] = _mm256_set1_ps(pv_h2f(blk->d));                                            \
+                wd[r] = pv_h2f_bcast(blk->d);                                                      \
             }                                                                                      \
             PV_UNROLL for (int t = 0; t < T; t++) {                                                \
                 const pv_block_q8_0 *yb = (const pv_block_q8_0 *)(x + (size_t)t * xs) + b;         \
                 const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);                    \
-                const __m256 yd = _mm256_set1_ps(pv_h2f(yb->d));                                   \
+                const __m256 yd = pv_h2f_bcast(yb->d);                                             \
                 const __m256i corr = (BIAS) ? _mm256_sub_epi32(_mm256_setzero_si256(),             \
                     pv_dot_u8s8(_mm256_setzero_si256(), _mm256_set1_epi8((char)(BIAS)), yq))       \
                                             : _mm256_setzero_si256();                              \
                 PV_UNROLL for (int r = 0; r < R; r++) {                                            \
                     const __m256i s = (BIAS) ? pv_dot_u8s8(corr, wq[r], yq)                        \
                                              : pv_dot_s8s8(corr, wq[r], yq);                       \
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), wd[r]),       \
-                                                yd, acc[r][t]);                                    \
+                    /* d = dw*dy first, then one fma per block and lane: ggml's order */    \
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], yd),                          \
+                                                _mm256_cvtepi32_ps(s), acc[r][t]);                 \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -290,13 +294,13 @@ PV_DEFINE_TILE_Q_0(pv_tile_q8_0, pv_block_q8_0, pv_unpack_q8_0, PV_Q8_0_BIAS)
             PV_UNROLL for (int r = 0; r < R; r++) {                                                \
                 const BT *blk = (const BT *)(w + (size_t)r * ws) + b;                              \
                 wq[r] = UNPACK(blk);                                                               \
-                wd[r] = _mm256_set1_ps(pv_h2f(blk->d));                                            \
+                wd[r] = pv_h2f_bcast(blk->d);                                                      \
                 wm[r] = pv_h2f(blk->m);                                                            \
             }                                                                                      \
             PV_UNROLL for (int t = 0; t < T; t++) {                                                \
                 const pv_block_q8_1 *yb = (const pv_block_q8_1 *)(x + (size_t)t * xs) + b;         \
                 const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);                    \
-                const __m256 yd = _mm256_set1_ps(pv_h2f(yb->d));                                   \
+                const __m256 yd = pv_h2f_bcast(yb->d);                                             \
                 const float ysum = pv_h2f(yb->s);                                                  \
                 PV_UNROLL for (int r = 0; r < R; r++) {                                            \
                     const __m256i s = pv_dot_u8s8(_mm256_setzero_si256(), wq[r], yq);              \
@@ -369,7 +373,8 @@ PV_AI void pv_k4_scales(const uint8_t *q, int16_t sc[8], __m128i *mins8) {
     }
 
 /* Q4_K and Q5_K: per 32-element sub-block j, d*sc_j*sum(q*y) - dmin*m_j*sum(y). The
- * unpacked weights of the R rows go to a small L1-resident buffer, reused by T tokens. */
+ * R rows' blocks are unpacked once (bytes and int16 scale vectors, a few KiB that stay
+ * in L1) and reused by the T tokens; the min term uses the activation's bsums. */
 #define PV_DEFINE_TILE_K45(NAME, BT, UNPACK)                                                       \
     PV_AI void NAME(PV_TILE_ARGS) {                                                                \
         PV_ACC_INIT(acc)                                                                           \
@@ -384,11 +389,9 @@ PV_AI void pv_k4_scales(const uint8_t *q, int16_t sc[8], __m128i *mins8) {
                 UNPACK(blk, wq[r]);                                                                \
                 pv_k4_scales(blk->scales, sc, &mins8[r]);                                          \
                 PV_UNROLL for (int j = 0; j < 8; j++) scv[r][j] = _mm256_set1_epi16(sc[j]);        \
-                wd[r] = _mm256_set1_ps(pv_h2f(blk->d));                                            \
-                wdmin[r] = _mm256_set1_ps(-pv_h2f(blk->dmin));                                     \
+                wd[r] = pv_h2f_bcast(blk->d);                                                      \
+                wdmin[r] = _mm256_xor_ps(pv_h2f_bcast(blk->dmin), _mm256_set1_ps(-0.0f));          \
             }                                                                                      \
-            /* chunk-outer: each weight chunk and activation chunk is loaded once per              \
-             * tile and feeds R*T independent integer accumulators */                              \
             __m256i isum[PV_TR][PV_TT];                                                            \
             PV_UNROLL for (int r = 0; r < R; r++)                                                  \
                 PV_UNROLL for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();         \
@@ -473,7 +476,7 @@ PV_AI void pv_tile_q6_K(PV_TILE_ARGS) {
         PV_UNROLL for (int r = 0; r < R; r++) {
             const pv_block_q6_K *blk = (const pv_block_q6_K *)(w + (size_t)r * ws) + b;
             pv_unpack_q6_K(blk, wq[r], scv[r], &scm[r]);
-            wd[r] = _mm256_set1_ps(pv_h2f(blk->d));
+            wd[r] = pv_h2f_bcast(blk->d);
         }
         __m256i isum[PV_TR][PV_TT];
         PV_UNROLL for (int t = 0; t < T; t++) {
@@ -537,8 +540,9 @@ PV_DEFINE_TILE_FLOAT(pv_tile_bf16, pv_load8_bf16, pv_load1_bf16)
 PV_AI __m512i pv512_pair(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-PV_AI __m512 pv512_pair_ps(float lo, float hi) {
-    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
+/* two f16 block scales -> lanes 0..7 and 8..15 (one vcvtph2ps for both) */
+PV_AI __m512 pv512_scales(pv_f16 lo, pv_f16 hi) {
+    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo)));
 }
 /* nibbles of two Q4_0/Q5_0 blocks: 128-bit lanes [b0 low, b0 high, b1 low, b1 high] */
 PV_AI __m512i pv512_nibbles_x2(const uint8_t *q0, const uint8_t *q1, bool two) {
@@ -560,11 +564,6 @@ PV_AI __m512i pv512_unpack_q5_0(const pv_block_q5_0 *b, bool two) {
     const __m512i z = pv512_nibbles_x2(b[0].qs, b[1 - !two].qs, two);
     return _mm512_mask_or_epi32(z, 0xFFFF, z, _mm512_maskz_mov_epi8(k, _mm512_set1_epi8(0x10)));
 }
-PV_AI __m512i pv512_unpack_q8_0(const pv_block_q8_0 *b, bool two) { /* q + 128, exactly */
-    const __m256i a = _mm256_loadu_si256((const __m256i *)b[0].qs);
-    const __m256i c = two ? _mm256_loadu_si256((const __m256i *)b[1].qs) : _mm256_set1_epi8((char)0x80);
-    return _mm512_xor_si512(pv512_pair(a, c), _mm512_set1_epi8((char)0x80));
-}
 
 #define PV_DEFINE_TILE512_Q_0(NAME, BT, UNPACK2, BIAS)                                             \
     PV_AI void NAME(PV_TILE_ARGS) {                                                                \
@@ -578,7 +577,7 @@ PV_AI __m512i pv512_unpack_q8_0(const pv_block_q8_0 *b, bool two) { /* q + 128, 
             PV_UNROLL for (int r = 0; r < R; r++) {                                                \
                 const BT *blk = (const BT *)(w + (size_t)r * ws) + b;                              \
                 wq[r] = UNPACK2(blk, two);                                                         \
-                wd[r] = pv512_pair_ps(pv_h2f(blk[0].d), two ? pv_h2f(blk[1].d) : 0.0f);            \
+                wd[r] = pv512_scales(blk[0].d, two ? blk[1].d : 0);                                \
             }                                                                                      \
             PV_UNROLL for (int t = 0; t < T; t++) {                                                \
                 const pv_block_q8_0 *yb = (const pv_block_q8_0 *)(x + (size_t)t * xs) + b;         \
@@ -586,7 +585,7 @@ PV_AI __m512i pv512_unpack_q8_0(const pv_block_q8_0 *b, bool two) { /* q + 128, 
                 const __m256i y1 = two ? _mm256_loadu_si256((const __m256i *)yb[1].qs)             \
                                        : _mm256_setzero_si256();                                   \
                 const __m512i yq = pv512_pair(y0, y1);                                             \
-                const __m512 yd = pv512_pair_ps(pv_h2f(yb[0].d), two ? pv_h2f(yb[1].d) : 0.0f);    \
+                const __m512 yd = pv512_scales(yb[0].d, two ? yb[1].d : 0);                        \
                 const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),                      \
                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)(BIAS)), yq)); \
                 PV_UNROLL for (int r = 0; r < R; r++) {                                            \
@@ -602,10 +601,12 @@ PV_AI __m512i pv512_unpack_q8_0(const pv_block_q8_0 *b, bool two) { /* q + 128, 
 
 PV_DEFINE_TILE512_Q_0(pv512_tile_q4_0, pv_block_q4_0, pv512_unpack_q4_0, 8)
 PV_DEFINE_TILE512_Q_0(pv512_tile_q5_0, pv_block_q5_0, pv512_unpack_q5_0, 16)
-PV_DEFINE_TILE512_Q_0(pv512_tile_q8_0, pv_block_q8_0, pv512_unpack_q8_0, 128)
 #define PV_TILE_Q4_0 pv512_tile_q4_0
 #define PV_TILE_Q5_0 pv512_tile_q5_0
-#define PV_TILE_Q8_0 pv512_tile_q8_0
+/* Q8_0 keeps the 256-bit tile: one block per register and lane-wise fma in block order is
+ * exactly llama.cpp's Q8_0 dot product (vec_dot and tinyBLAS alike), so Q8_0 models give
+ * llama.cpp's numbers bit for bit; the two-blocks-per-register tile reorders the sum. */
+#define PV_TILE_Q8_0 pv_tile_q8_0
 #else
 #define PV_TILE_Q4_0 pv_tile_q4_0
 #define PV_TILE_Q5_0 pv_tile_q5_0
@@ -617,16 +618,28 @@ PV_DEFINE_TILE512_Q_0(pv512_tile_q8_0, pv_block_q8_0, pv512_unpack_q8_0, 128)
  * of PV_TR weight rows stays in L1 while PV_TT tokens at a time stream past it. Row and
  * token remainders use narrower instantiations of the same tile. */
 
-#define PV_TILE_CALL(TILE, R, T) TILE(R, T, nb, wr, w_stride, xt, x_stride, Y + t * y_stride + r, y_stride)
+#define PV_TILE_CALL(TILE, R, T)                                                                   \
+    TILE(R, T, nb, wr, w_stride, (const uint8_t *)Xq + (size_t)t * x_stride, x_stride,             \
+         Y + t * y_stride + r, y_stride)
 
-#define PV_TILE_T_REM(TILE, R)                                                                     \
-    switch (tn - tt) {                                                                             \
-    case 1: PV_TILE_CALL(TILE, R, 1); break;                                                       \
-    case 2: if (PV_TT > 2) { PV_TILE_CALL(TILE, R, (PV_TT > 2 ? 2 : 1)); } break;                  \
-    case 3: if (PV_TT > 3) { PV_TILE_CALL(TILE, R, (PV_TT > 3 ? 3 : 1)); } break;                  \
-    default: break;                                                                                \
+/* R weight rows (at wr) against the tokens [t0, tn): whole PV_TT-token tiles, then the
+ * remainder. A tile's T must be a constant no larger than PV_TT in every instantiation,
+ * also in the cases that cannot occur for this PV_TT (hence the guards and PV_TMIN). */
+#define PV_TMIN(a) ((a) < PV_TT ? (a) : PV_TT)
+#define PV_ROWS_X_TOKENS(TILE, R)                                                                  \
+    {                                                                                              \
+        int64_t t = t0;                                                                            \
+        for (; t + PV_TT <= tn; t += PV_TT) PV_TILE_CALL(TILE, R, PV_TT);                          \
+        switch (tn - t) {                                                                          \
+        case 1: PV_TILE_CALL(TILE, R, 1); break;                                                   \
+        case 2: if (PV_TT > 2) PV_TILE_CALL(TILE, R, PV_TMIN(2)); break;                           \
+        case 3: if (PV_TT > 3) PV_TILE_CALL(TILE, R, PV_TMIN(3)); break;                           \
+        default: break;                                                                            \
+        }                                                                                          \
     }
 
+/* Defines the gemm of one weight type from its tile, and the single dot product (a 1x1
+ * tile) that fills the set's vec_dot slot. */
 #define PV_DEFINE_GEMM(NAME, TILE, BLK)                                                            \
     static void NAME(pv_type wt, int64_t k, const void *W, size_t w_stride, int64_t r0,            \
                      int64_t r1, const void *Xq, size_t x_stride, int64_t n_tok, float *Y,         \
@@ -640,27 +653,11 @@ PV_DEFINE_TILE512_Q_0(pv512_tile_q8_0, pv_block_q8_0, pv512_unpack_q8_0, 128)
             int64_t r = r0;                                                                        \
             for (; r + PV_TR <= r1; r += PV_TR) {                                                  \
                 const uint8_t *wr = (const uint8_t *)W + (size_t)r * w_stride;                     \
-                int64_t tt = t0, t;                                                                \
-                for (; tt + PV_TT <= tn; tt += PV_TT) {                                            \
-                    t = tt;                                                                        \
-                    const uint8_t *xt = (const uint8_t *)Xq + (size_t)t * x_stride;                \
-                    PV_TILE_CALL(TILE, PV_TR, PV_TT);                                              \
-                }                                                                                  \
-                t = tt;                                                                            \
-                const uint8_t *xt = (const uint8_t *)Xq + (size_t)t * x_stride;                    \
-                PV_TILE_T_REM(TILE, PV_TR)                                                         \
+                PV_ROWS_X_TOKENS(TILE, PV_TR)                                                      \
             }                                                                                      \
             for (; r < r1; r++) {                                                                  \
                 const uint8_t *wr = (const uint8_t *)W + (size_t)r * w_stride;                     \
-                int64_t tt = t0, t;                                                                \
-                for (; tt + PV_TT <= tn; tt += PV_TT) {                                            \
-                    t = tt;                                                                        \
-                    const uint8_t *xt = (const uint8_t *)Xq + (size_t)t * x_stride;                \
-                    PV_TILE_CALL(TILE, 1, PV_TT);                                                  \
-                }                                                                                  \
-                t = tt;                                                                            \
-                const uint8_t *xt = (const uint8_t *)Xq + (size_t)t * x_stride;                    \
-                PV_TILE_T_REM(TILE, 1)                                                             \
+                PV_ROWS_X_TOKENS(TILE, 1)                                                          \
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
@@ -715,16 +712,15 @@ static void pv_x86_rmsnorm(float *y, const float *x, const float *w, int64_t n, 
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i); /* squares summed in double, as ref */
-        const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
-        const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        s0 = _mm256_fmadd_pd(lo, lo, s0);
-        s1 = _mm256_fmadd_pd(hi, hi, s1);
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 sq = _mm256_mul_ps(v, v); /* float squares summed in double, as ref */
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
     }
     __m256d s = _mm256_add_pd(s0, s1);
     __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
     double sum = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-    for (; i < n; i++) sum += (double)x[i] * x[i];
+    for (; i < n; i++) sum += (double)(x[i] * x[i]);
     const float mean = n > 0 ? (float)(sum / (double)n) : 0.0f;
     const float scale = 1.0f / sqrtf(mean + eps);
     const __m256 sv = _mm256_set1_ps(scale);

@@ -5,6 +5,8 @@
  * double so that the reference is as accurate as it can cheaply be. */
 #include <string.h>
 
+#include <math.h>
+
 #include "pv_kernels_ref.h"
 
 void pv_ref_vec_dot_f32(int64_t n, float *out, const void *w, const void *x) {
@@ -105,13 +107,20 @@ void pv_ref_vec_dot_q5_1(int64_t n, float *out, const void *w, const void *x) {
 void pv_ref_vec_dot_q8_0(int64_t n, float *out, const void *w, const void *x) {
     const pv_block_q8_0 *a = w;
     const pv_block_q8_0 *b = x;
-    float sumf = 0;
+    /* llama.cpp's exact arithmetic (its x86 vec_dot and tinyBLAS): 8 lanes, lane l sums
+     * products 4l..4l+3 of each block, one fma per block with d = dw*dx, then the lanes
+     * are added pairwise as ((0+4)+(2+6))+((1+5)+(3+7)). Q8_0 models then reproduce
+     * llama.cpp's logits bit for bit, which the fixture goldens rely on. */
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / PV_QK8_0; i++) {
-        int sumi = 0;
-        for (int j = 0; j < PV_QK8_0; j++) sumi += a[i].qs[j] * b[i].qs[j];
-        sumf += (float)sumi * (pv_f16_to_f32(a[i].d) * pv_f16_to_f32(b[i].d));
+        const float d = pv_f16_to_f32(a[i].d) * pv_f16_to_f32(b[i].d);
+        for (int l = 0; l < 8; l++) {
+            int s4 = 0;
+            for (int j = 0; j < 4; j++) s4 += a[i].qs[4 * l + j] * b[i].qs[4 * l + j];
+            acc[l] = fmaf(d, (float)s4, acc[l]);
+        }
     }
-    *out = sumf;
+    *out = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 /* Unpacks the 8 six-bit scales and mins of a Q4_K/Q5_K block (see quants_ref.c). */

@@ -10,7 +10,9 @@
 
 void pv_ref_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps) {
     double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += (double)x[i] * x[i];
+    /* float squares summed in double, exactly as ggml's rms_norm: llama.cpp's Q8_0
+     * activation quantization downstream is sensitive to the last bit of the scale */
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
     const float mean = n > 0 ? (float)(sum / (double)n) : 0.0f;
     const float scale = 1.0f / sqrtf(mean + eps);
     for (int64_t i = 0; i < n; i++) y[i] = w ? x[i] * scale * w[i] : x[i] * scale;
