@@ -80,6 +80,43 @@ static inline bool pv_mul_overflow_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return __builtin_mul_overflow(a, b, out);
 }
 
+/* ---- random numbers: xoshiro256** seeded through splitmix64 (Vigna's reference
+ * algorithms); deterministic for a seed on every platform (sampler, generator, tests) ---- */
+typedef struct pv_rng {
+    uint64_t s[4];
+} pv_rng;
+
+/* Advances *state and returns the next splitmix64 value (also a good 64-bit mixer). */
+static inline uint64_t pv_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline void pv_rng_seed(pv_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = pv_splitmix64(&seed);
+}
+
+static inline uint64_t pv_rng_next(pv_rng *r) {
+    uint64_t *s = r->s;
+    const uint64_t x = s[1] * 5;
+    const uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+/* Uniform double in [0, 1) from the top 53 bits. */
+static inline double pv_rng_uniform(pv_rng *r) {
+    return (double)(pv_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 /* ---- misc ---- */
 #define PV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define PV_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -184,43 +184,13 @@ void pv_synth_params_default(pv_synth_params *p) {
 }
 
 /* ---- random numbers ---- */
-static uint64_t pv_synth_splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-typedef struct {
-    uint64_t s[4];
-} pv_synth_rng;
-
-static void pv_synth_rng_seed(pv_synth_rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = pv_synth_splitmix(&seed);
-}
-
-static inline uint64_t pv_synth_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t pv_synth_next(pv_synth_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = pv_synth_rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = pv_synth_rotl(s[3], 45);
-    return result;
-}
-
 /* Uniform in (0, 1]: never 0, so log() below is finite. */
-static inline float pv_synth_uniform(pv_synth_rng *r) {
-    return (float)((pv_synth_next(r) >> 40) + 1) * (1.0f / 16777216.0f);
+static inline float pv_synth_uniform(pv_rng *r) {
+    return (float)((pv_rng_next(r) >> 40) + 1) * (1.0f / 16777216.0f);
 }
 
 /* Fills out[0..n) with N(mean, std) by Box-Muller (pairs). */
-static void pv_synth_normal(pv_synth_rng *r, float *out, int64_t n, float mean, float std) {
+static void pv_synth_normal(pv_rng *r, float *out, int64_t n, float mean, float std) {
     const float two_pi = 6.283185307179586f;
     for (int64_t i = 0; i < n; i += 2) {
         float rad = sqrtf(-2.0f * logf(pv_synth_uniform(r))) * std;
@@ -235,7 +205,7 @@ static uint64_t pv_synth_tensor_seed(uint64_t seed, const char *name) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (const char *c = name; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
     uint64_t x = seed ^ h;
-    return pv_synth_splitmix(&x);
+    return pv_splitmix64(&x);
 }
 
 /* ---- building the plan ---- */
@@ -351,8 +321,8 @@ typedef struct pv_synth_job {
 
 /* Generates row `row` of tensor t into f (ne[0] floats). */
 static void pv_synth_row(const pv_synth_tensor *t, int64_t row, float *f) {
-    pv_synth_rng rng;
-    pv_synth_rng_seed(&rng, t->seed ^ ((uint64_t)row * 0xD1B54A32D192ED03ull));
+    pv_rng rng;
+    pv_rng_seed(&rng, t->seed ^ ((uint64_t)row * 0xD1B54A32D192ED03ull));
     int64_t n = t->ne[0];
     switch (t->kind) {
     case PV_K_PROJ:

@@ -23,7 +23,7 @@ typedef struct pv_cand {
 struct pv_sampler {
     pv_sampler_params p;
     int32_t n_vocab;
-    uint64_t rng[4]; /* xoshiro256** state */
+    pv_rng rng;
 
     pv_cand *cand; /* [n_vocab] working candidate list */
     float *w;      /* [n_vocab] unnormalised probabilities of the final draw */
@@ -38,38 +38,6 @@ struct pv_sampler {
     int32_t *present_pos; /* [n_vocab] index in present[], valid while count > 0 */
     int32_t n_present;
 };
-
-/* ---- random numbers: splitmix64 to seed xoshiro256** (Vigna's reference algorithms) ---- */
-static uint64_t pv_splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t pv_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t pv_xoshiro_next(uint64_t s[4]) {
-    uint64_t result = pv_rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = pv_rotl(s[3], 45);
-    return result;
-}
-
-static void pv_rng_seed(uint64_t s[4], uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) s[i] = pv_splitmix64(&x);
-}
-
-/* Uniform double in [0, 1) from the top 53 bits. */
-static double pv_rng_uniform(uint64_t s[4]) {
-    return (double)(pv_xoshiro_next(s) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 /* ---- candidate ordering: logit descending, id ascending on ties ---- */
 static inline bool pv_cand_before(const pv_cand *a, const pv_cand *b) {
@@ -213,7 +181,7 @@ pv_sampler *pv_sampler_new(const pv_sampler_params *p, int32_t n_vocab) {
         pv_sampler_free(s);
         return NULL;
     }
-    pv_rng_seed(s->rng, p->seed);
+    pv_rng_seed(&s->rng, p->seed);
     return s;
 }
 
@@ -223,7 +191,7 @@ void pv_sampler_reset(pv_sampler *s, uint64_t seed) {
     s->n_present = 0;
     s->ring_len = s->ring_head = 0;
     s->p.seed = seed;
-    pv_rng_seed(s->rng, seed);
+    pv_rng_seed(&s->rng, seed);
 }
 
 /* ---- history ---- */
@@ -415,7 +383,7 @@ int32_t pv_sampler_sample(pv_sampler *s, float *logits) {
         s->w[i] = expf((c[i].logit - max) * inv_t);
         sum += s->w[i];
     }
-    double u = pv_rng_uniform(s->rng) * sum, acc = 0.0;
+    double u = pv_rng_uniform(&s->rng) * sum, acc = 0.0;
     for (int32_t i = 0; i < n; i++) {
         acc += s->w[i];
         if (u < acc) return c[i].id;

@@ -82,14 +82,8 @@ static int32_t argmax(const float *x, int n) {
     return best;
 }
 
-/* F32 GGUF vs the float64 reference: logits and greedy chain for one prompt object. */
-static void check_ref_prompt(pv_model *m, const char *arch, json_t *pr, int n_ctx) {
-    const char *name = json_string_value(json_object_get(pr, "name"));
-    int n_ids;
-    int32_t *ids = json_ids(json_object_get(pr, "ids"), &n_ids);
-    pv_ctx *c = new_ctx(m, n_ctx);
-    eval(c, ids, n_ids);
-
+/* max |ours - ref| / max |ref| over the vocabulary, against the prompt's logits file */
+static double logits_rel_err(const float *lg, int V, const char *arch, json_t *pr) {
     char rel[128];
     snprintf(rel, sizeof rel, "%s/%s", arch, json_string_value(json_object_get(pr, "last_logits_file")));
     char *lp = pv_test_fixture_path(rel);
@@ -98,19 +92,29 @@ static void check_ref_prompt(pv_model *m, const char *arch, json_t *pr, int n_ct
     float *ref = (float *)pv_test_read_file(lp, &sz);
     free(lp);
     assert_non_null(ref);
-    int V = m->hp.n_vocab;
     assert_int_equal(sz, (size_t)V * sizeof(float));
-    const float *lg = pv_ctx_logits(c, 0);
     assert_non_null(lg);
     double maxdiff = 0, maxref = 0;
     for (int i = 0; i < V; i++) {
         maxdiff = fmax(maxdiff, fabs((double)lg[i] - ref[i]));
         maxref = fmax(maxref, fabs((double)ref[i]));
     }
-    double rel_err = maxdiff / maxref;
+    free(ref);
+    return maxdiff / maxref;
+}
+
+/* F32 GGUF vs the float64 reference: logits and greedy chain for one prompt object. */
+static void check_ref_prompt(pv_model *m, const char *arch, json_t *pr, int n_ctx) {
+    const char *name = json_string_value(json_object_get(pr, "name"));
+    int n_ids;
+    int32_t *ids = json_ids(json_object_get(pr, "ids"), &n_ids);
+    pv_ctx *c = new_ctx(m, n_ctx);
+    eval(c, ids, n_ids);
+
+    int V = m->hp.n_vocab;
+    double rel_err = logits_rel_err(pv_ctx_logits(c, 0), V, arch, pr);
     printf("  %-6s %-10s n=%-5d logits rel err %.2e", arch, name, n_ids, rel_err);
     assert_true(rel_err < 1e-3);
-    free(ref);
 
     json_t *g = json_object_get(pr, "greedy");
     int n_g;
@@ -146,20 +150,9 @@ static void test_ref_f32_kv_f16(void **state) {
         int32_t *ids = json_ids(json_object_get(pr, "ids"), &n_ids);
         pv_ctx *c = new_ctx_kv(m, 4096, PV_TYPE_F16);
         eval(c, ids, n_ids);
-        snprintf(rel, sizeof rel, "%s/%s", archs[a], json_string_value(json_object_get(pr, "last_logits_file")));
-        char *lp = pv_test_fixture_path(rel);
-        float *ref = (float *)pv_test_read_file(lp, NULL);
-        assert_non_null(ref);
-        const float *lg = pv_ctx_logits(c, 0);
-        double maxdiff = 0, maxref = 0;
-        for (int i = 0; i < m->hp.n_vocab; i++) {
-            maxdiff = fmax(maxdiff, fabs((double)lg[i] - ref[i]));
-            maxref = fmax(maxref, fabs((double)ref[i]));
-        }
-        printf("  %-6s paragraph, f16 KV cache: logits rel err %.2e\n", archs[a], maxdiff / maxref);
-        assert_true(maxdiff / maxref < 1e-2);
-        free(ref);
-        free(lp);
+        double err = logits_rel_err(pv_ctx_logits(c, 0), m->hp.n_vocab, archs[a], pr);
+        printf("  %-6s paragraph, f16 KV cache: logits rel err %.2e\n", archs[a], err);
+        assert_true(err < 1e-2);
         free(ids);
         pv_ctx_free(c);
         pv_model_free(m);
