@@ -23,6 +23,8 @@
     X(ERR_NOT_FOUND, "not found")                                    \
     X(ERR_DUPLICATE, "duplicate entry")                              \
     X(ERR_OVERFLOW, "arithmetic overflow")                           \
+    X(ERR_OVERLOADED, "overloaded")                                  \
+    X(ERR_CANCELLED, "cancelled")                                    \
     X(ERR_INTERNAL, "internal error")
 
 typedef enum {
