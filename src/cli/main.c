@@ -11,6 +11,7 @@ static const pv_cli_cmd pv_commands[] = {
     {"tokenize", pv_cmd_tokenize, "print the token ids of a text"},
     {"bench", pv_cmd_bench, "measure prompt processing and generation speed"},
     {"synth", pv_cmd_synth, "write a deterministic random-weight model (GGUF)"},
+    {"start", pv_cmd_start, "serve the Anthropic and OpenAI APIs over HTTP"},
 };
 
 static void usage(FILE *f) {

@@ -52,7 +52,11 @@ typedef struct pv_job pv_job;
  * Borrows m and tok (they must outlive the scheduler). */
 pv_status pv_sched_new(pv_model *m, const pv_tokenizer *tok, const pv_sched_params *p,
                        pv_sched **out, pv_error *err);
-/* Stops the engine thread (running jobs end as CANCELLED) and frees the context. */
+/* Stops the engine thread: running and queued jobs end as CANCELLED (their waiters wake
+ * up) and later submits answer overloaded. The scheduler stays valid until pv_sched_free,
+ * so a server can shut down its engine before it stops its connection threads. */
+void pv_sched_shutdown(pv_sched *s);
+/* Shuts down (if not done yet) and frees the context. */
 void pv_sched_free(pv_sched *s);
 
 /* Queues a job. PV_ERR_OVERLOADED when the wait queue is full; PV_ERR_RANGE when the prompt

@@ -343,15 +343,19 @@ pv_status pv_sched_new(pv_model *m, const pv_tokenizer *tok, const pv_sched_para
     return PV_OK;
 }
 
+void pv_sched_shutdown(pv_sched *s) {
+    if (!s || !s->thread_started) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->thread_started = false;
+}
+
 void pv_sched_free(pv_sched *s) {
     if (!s) return;
-    if (s->thread_started) {
-        pthread_mutex_lock(&s->mu);
-        s->stop = true;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thread, NULL);
-    }
+    pv_sched_shutdown(s);
     pv_ctx_free(s->ctx);
     free(s->slots);
     free(s->b_tok);

@@ -1,0 +1,366 @@
+/* routes_gen.c — see routes_gen.h. One code path serves both APIs: parse (API-specific) →
+ * prompt tokens → sampling parameters → submit a job → either wait for the whole text
+ * (JSON) or stream it (SSE) through a small state machine driven by the server's
+ * streaming callback. The callback blocks on the job with a timeout so that keep-alive
+ * pings go out while a long prompt is being processed; a client that goes away makes the
+ * server call stream_free, which cancels the job (the engine frees its sequence at the next
+ * step). */
+#include "routes_gen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/pv_api.h"
+
+/* ---- shared request preparation ---- */
+
+typedef struct gen_prep {
+    pv_request *r;
+    int32_t *ids;
+    size_t n_ids;
+    int max_new;       /* after clamping to the context */
+    bool clamped;      /* max_tokens was cut to fit the context */
+} gen_prep;
+
+static void prep_free(gen_prep *g) {
+    pv_request_free(g->r);
+    free(g->ids);
+    memset(g, 0, sizeof *g);
+}
+
+static void api_error_response(const pv_http_request *req, pv_http_response *resp,
+                               pv_api_family fam, const pv_api_error *e) {
+    char *body = pv_api_error_json(fam, e, req->request_id);
+    resp->status = pv_api_error_http_status(fam, e->kind);
+    resp->content_type = "application/json";
+    free(resp->body);
+    resp->body = body;
+    resp->body_len = body ? strlen(body) : 0;
+}
+
+/* Parses and checks the body, tokenizes the prompt and clamps max_tokens. Returns false
+ * after filling resp with the error. */
+static bool prepare(const pv_http_request *req, pv_http_response *resp, pv_api_family fam,
+                    bool count_only, gen_prep *g) {
+    const pv_gen_app *app = req->app;
+    memset(g, 0, sizeof *g);
+    json_t *body = pv_http_request_json(req, resp);
+    if (!body) return false;
+    pv_api_error e;
+    memset(&e, 0, sizeof e);
+    pv_status st = fam == PV_API_OPENAI ? pv_api_openai_parse(body, &g->r, &e)
+                                        : pv_api_anthropic_parse(body, count_only, &g->r, &e);
+    json_decref(body);
+    if (st == PV_OK) st = pv_api_request_check_text_only(g->r, &e);
+    if (st != PV_OK) {
+        api_error_response(req, resp, fam, &e);
+        prep_free(g);
+        return false;
+    }
+    pv_error err = {0};
+    if (pv_api_prompt_tokens(g->r, app->tok, &g->ids, &g->n_ids, &err) != PV_OK) {
+        pv_api_error_set(&e, PV_API_ERR_INVALID_REQUEST, "", "%s", err.msg);
+        api_error_response(req, resp, fam, &e);
+        prep_free(g);
+        return false;
+    }
+    if (count_only) return true;
+    int64_t max_new = 0;
+    if (pv_api_plan_tokens(g->r, (int64_t)g->n_ids, pv_sched_n_ctx(app->sched), &max_new, &g->clamped,
+                           &e) != PV_OK) {
+        api_error_response(req, resp, fam, &e);
+        prep_free(g);
+        return false;
+    }
+    g->max_new = (int)max_new;
+    return true;
+}
+
+/* Submits the job; on failure fills resp (529/503 overloaded, 400 too long). */
+static pv_job *submit(const pv_http_request *req, pv_http_response *resp, pv_api_family fam,
+                      gen_prep *g) {
+    const pv_gen_app *app = req->app;
+    pv_gen_params gp = {.prompt = g->ids, .n_prompt = (int)g->n_ids, .max_tokens = g->max_new,
+                        .sampling = pv_api_sampler_params(g->r, pv_api_new_seed()), .stops = (const char *const *)g->r->stop,
+                        .n_stops = g->r->n_stop};
+    pv_job *job = NULL;
+    pv_error err = {0};
+    pv_status st = pv_sched_submit(app->sched, &gp, &job, &err);
+    if (st != PV_OK) {
+        pv_api_error e;
+        memset(&e, 0, sizeof e);
+        pv_api_error_set(&e, st == PV_ERR_OVERLOADED ? PV_API_ERR_OVERLOADED : PV_API_ERR_INVALID_REQUEST, "",
+                         "%s", err.msg);
+        api_error_response(req, resp, fam, &e);
+        return NULL;
+    }
+    return job;
+}
+
+static pv_api_stop_reason stop_reason_of(pv_finish f, bool clamped) {
+    switch (f) {
+    case PV_FINISH_EOG: return PV_API_STOP_END_TURN;
+    case PV_FINISH_STOP: return PV_API_STOP_STOP_SEQUENCE;
+    case PV_FINISH_CONTEXT: return PV_API_STOP_MODEL_CONTEXT_WINDOW_EXCEEDED;
+    case PV_FINISH_LENGTH:
+        return clamped ? PV_API_STOP_MODEL_CONTEXT_WINDOW_EXCEEDED : PV_API_STOP_MAX_TOKENS;
+    default: return PV_API_STOP_END_TURN;
+    }
+}
+
+/* Length of the longest prefix of s[0..n) that ends on a UTF-8 character boundary. */
+static size_t utf8_complete(const char *s, size_t n) {
+    size_t i = n, back = 0;
+    while (i > 0 && back < 4) {
+        unsigned char c = (unsigned char)s[i - 1];
+        if ((c & 0xC0) != 0x80) { /* lead or ASCII byte at i-1 */
+            size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+            return (back + 1 >= need) ? n : i - 1;
+        }
+        i--;
+        back++;
+    }
+    return n;
+}
+
+/* ---- non-streaming ---- */
+
+typedef struct text_buf {
+    char *p;
+    size_t len, cap;
+} text_buf;
+
+static bool tb_append(text_buf *t, const char *s, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        while (cap < t->len + n + 1) cap *= 2;
+        char *q = realloc(t->p, cap);
+        if (!q) return false;
+        t->p = q;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+    return true;
+}
+
+static void respond_whole(const pv_http_request *req, pv_http_response *resp, pv_api_family fam,
+                          gen_prep *g, pv_job *job) {
+    text_buf tb = {0};
+    tb_append(&tb, "", 0);
+    char buf[4096];
+    bool done = false;
+    while (!done) {
+        size_t len = 0;
+        pv_job_wait(job, 1.0, buf, sizeof buf, &len, &done);
+        if (len && !tb_append(&tb, buf, len)) break;
+    }
+    int stop_index = -1, n_prompt = 0, n_gen = 0;
+    pv_finish f = pv_job_finish(job, &stop_index, &n_prompt, &n_gen);
+    if (f == PV_FINISH_ERROR || f == PV_FINISH_CANCELLED || !tb.p) {
+        pv_api_error e;
+        memset(&e, 0, sizeof e);
+        pv_api_error_set(&e, PV_API_ERR_API, "", "generation failed: %s", pv_job_error(job));
+        api_error_response(req, resp, fam, &e);
+        free(tb.p);
+        return;
+    }
+    char id[64];
+    pv_api_new_id(fam == PV_API_OPENAI ? "chatcmpl-" : "msg_", id, sizeof id);
+    pv_api_out_block blk = {.type = PV_API_BLOCK_TEXT, .text = tb.p};
+    pv_api_response r = {.id = id, .model = g->r->model, .blocks = &blk,
+                         .n_blocks = (tb.len || fam == PV_API_OPENAI) ? 1 : 0,
+                         .stop_reason = stop_reason_of(f, g->clamped),
+                         .stop_sequence = f == PV_FINISH_STOP && stop_index >= 0 ? g->r->stop[stop_index] : NULL,
+                         .usage = {.input_tokens = n_prompt, .output_tokens = n_gen},
+                         .created = (int64_t)time(NULL)};
+    char *body = fam == PV_API_OPENAI ? pv_api_openai_completion_json(&r) : pv_api_anthropic_message_json(&r);
+    free(tb.p);
+    if (!body) {
+        pv_http_error(req, resp, 500, "out of memory");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
+    free(resp->body);
+    resp->body = body;
+    resp->body_len = strlen(body);
+}
+
+/* ---- streaming ---- */
+
+typedef struct gen_stream {
+    const pv_gen_app *app;
+    gen_prep g;
+    pv_job *job;
+    pv_api_stream *as; /* event order and framing (src/api) */
+    bool begun;
+    /* bytes ready to send */
+    char *out;
+    size_t out_len, out_off;
+    /* text taken from the job but not yet sent (an incomplete UTF-8 tail) */
+    char carry[8];
+    size_t n_carry;
+    int client_fd;      /* to notice a client that hung up while nothing is being sent */
+    double last_sent;   /* time of the last bytes handed to the server */
+} gen_stream;
+
+static void gs_free(void *cls) {
+    gen_stream *s = cls;
+    if (!s) return;
+    pv_job_release(s->job); /* cancels the job if the client left early */
+    pv_api_stream_free(s->as);
+    prep_free(&s->g);
+    free(s->out);
+    free(s);
+}
+
+/* Replaces the (fully sent) output with a new malloc'ed frame; false when out of memory. */
+static bool gs_set(gen_stream *s, char *frame) {
+    if (!frame) return false;
+    free(s->out);
+    s->out = frame;
+    s->out_len = strlen(frame);
+    s->out_off = 0;
+    return true;
+}
+
+/* Produces the next bytes to send, blocking on the job up to the ping interval. */
+static bool gs_advance(gen_stream *s) {
+    pv_api_usage usage = {.input_tokens = (int64_t)s->g.n_ids, .output_tokens = 1};
+    if (!s->begun) {
+        s->begun = true;
+        return gs_set(s, pv_api_stream_begin(s->as, &usage));
+    }
+    char buf[4096];
+    size_t len = 0;
+    bool done = false;
+    memcpy(buf, s->carry, s->n_carry);
+    /* wait in short slices: a client that hung up is noticed within a quarter second (its
+     * job is then cancelled by gs_free), a ping goes out once the interval passed */
+    const double interval = s->app->ping_interval_s > 0 ? s->app->ping_interval_s : 5.0;
+    for (;;) {
+        pv_job_wait(s->job, 0.25, buf + s->n_carry, sizeof buf - s->n_carry, &len, &done);
+        if (len || done) break;
+        if (pv_http_client_gone(s->client_fd)) return false;
+        if (pv_time_now() - s->last_sent >= interval) break;
+    }
+    s->last_sent = pv_time_now();
+    len += s->n_carry;
+    size_t ok = done ? len : utf8_complete(buf, len);
+    s->n_carry = len - ok;
+    memcpy(s->carry, buf + ok, s->n_carry);
+    if (!done) return gs_set(s, ok ? pv_api_stream_text(s->as, buf, ok) : pv_api_stream_ping(s->as));
+    /* the end: the last text, then the closing events */
+    char *text = pv_api_stream_text(s->as, buf, ok);
+    int stop_index = -1, n_prompt = 0, n_gen = 0;
+    pv_finish f = pv_job_finish(s->job, &stop_index, &n_prompt, &n_gen);
+    usage.output_tokens = n_gen;
+    char *tail;
+    if (f == PV_FINISH_ERROR || f == PV_FINISH_CANCELLED) {
+        pv_api_error e;
+        memset(&e, 0, sizeof e);
+        pv_api_error_set(&e, PV_API_ERR_API, "", "generation failed: %s", pv_job_error(s->job));
+        tail = pv_api_stream_error(s->as, &e);
+    } else {
+        const char *seq = f == PV_FINISH_STOP && stop_index >= 0 ? s->g.r->stop[stop_index] : NULL;
+        tail = pv_api_stream_end(s->as, stop_reason_of(f, s->g.clamped), seq, &usage);
+    }
+    if (!text || !tail) {
+        free(text);
+        free(tail);
+        return false;
+    }
+    size_t a = strlen(text), b = strlen(tail);
+    char *both = malloc(a + b + 1);
+    if (both) {
+        memcpy(both, text, a);
+        memcpy(both + a, tail, b + 1);
+    }
+    free(text);
+    free(tail);
+    return gs_set(s, both);
+}
+
+static ssize_t gs_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    gen_stream *s = cls;
+    while (s->out_off == s->out_len) {
+        if (s->begun && pv_api_stream_done(s->as)) return PV_HTTP_STREAM_END;
+        if (!gs_advance(s)) return PV_HTTP_STREAM_ERROR;
+    }
+    size_t n = PV_MIN(max, s->out_len - s->out_off);
+    memcpy(buf, s->out + s->out_off, n);
+    s->out_off += n;
+    return (ssize_t)n;
+}
+
+/* ---- handlers ---- */
+
+static void generate(const pv_http_request *req, pv_http_response *resp, pv_api_family fam) {
+    gen_prep g;
+    if (!prepare(req, resp, fam, false, &g)) return;
+    pv_job *job = submit(req, resp, fam, &g);
+    if (!job) {
+        prep_free(&g);
+        return;
+    }
+    if (!g.r->stream) {
+        respond_whole(req, resp, fam, &g, job);
+        pv_job_release(job);
+        prep_free(&g);
+        return;
+    }
+    gen_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        pv_job_release(job);
+        prep_free(&g);
+        pv_http_error(req, resp, 500, "out of memory");
+        return;
+    }
+    char id[64];
+    pv_api_new_id(fam == PV_API_OPENAI ? "chatcmpl-" : "msg_", id, sizeof id);
+    s->app = req->app;
+    s->g = g;
+    s->job = job;
+    s->client_fd = req->client_fd;
+    s->last_sent = pv_time_now();
+    s->as = pv_api_stream_new(fam, id, g.r->model, (int64_t)time(NULL), g.r->stream_include_usage);
+    if (!s->as) {
+        gs_free(s);
+        pv_http_error(req, resp, 500, "out of memory");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/event-stream";
+    resp->stream = gs_read;
+    resp->stream_cls = s;
+    resp->stream_free = gs_free;
+}
+
+void pv_route_messages(const pv_http_request *req, pv_http_response *resp) {
+    generate(req, resp, PV_API_ANTHROPIC);
+}
+
+void pv_route_chat_completions(const pv_http_request *req, pv_http_response *resp) {
+    generate(req, resp, PV_API_OPENAI);
+}
+
+void pv_route_count_tokens(const pv_http_request *req, pv_http_response *resp) {
+    gen_prep g;
+    if (!prepare(req, resp, PV_API_ANTHROPIC, true, &g)) return;
+    char *body = pv_api_anthropic_count_tokens_json((int64_t)g.n_ids);
+    prep_free(&g);
+    if (!body) {
+        pv_http_error(req, resp, 500, "out of memory");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
+    free(resp->body);
+    resp->body = body;
+    resp->body_len = strlen(body);
+}

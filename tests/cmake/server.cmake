@@ -1,0 +1,16 @@
+# server.cmake — tests of the HTTP layer (src/server): a cmocka unit test of the response
+# helpers (error shapes, JSON body parsing, request ids, key comparison) and the black-box
+# test of `pensieve start` over raw sockets with Node (stories260K; skips when absent).
+pv_add_test(NAME test_server_http_util SOURCES ${CMAKE_SOURCE_DIR}/tests/server/test_http_util.c
+            LIBS pv_server pv_api pv_sched pv_model pv_tokenizer pv_sampler pv_gguf pv_kernels
+            LABELS server TIMEOUT 60)
+find_program(PV_NODE node)
+if(PV_NODE)
+  pv_add_script_test(NAME server_http
+    COMMAND ${PV_NODE} ${CMAKE_SOURCE_DIR}/tests/server/test_server_http.mjs
+    LABELS server TIMEOUT 300)
+else()
+  pv_add_script_test(NAME server_http_missing_node
+    COMMAND bash -c "echo 'node not found: server HTTP tests cannot run' >&2; [ -n \"$CI\" ] && exit 1; exit 77"
+    LABELS server)
+endif()
