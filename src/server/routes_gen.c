@@ -30,14 +30,24 @@ static void prep_free(gen_prep *g) {
     memset(g, 0, sizeof *g);
 }
 
-static void api_error_response(const pv_http_request *req, pv_http_response *resp,
-                               pv_api_family fam, const pv_api_error *e) {
-    char *body = pv_api_error_json(fam, e, req->request_id);
-    resp->status = pv_api_error_http_status(fam, e->kind);
+/* Makes `body` (malloc'ed JSON, taken; NULL = out of memory) the response. */
+static void set_json_body(const pv_http_request *req, pv_http_response *resp, int status,
+                          char *body) {
+    if (!body) {
+        pv_http_error(req, resp, 500, "out of memory");
+        return;
+    }
+    resp->status = status;
     resp->content_type = "application/json";
     free(resp->body);
     resp->body = body;
-    resp->body_len = body ? strlen(body) : 0;
+    resp->body_len = strlen(body);
+}
+
+static void api_error_response(const pv_http_request *req, pv_http_response *resp,
+                               pv_api_family fam, const pv_api_error *e) {
+    set_json_body(req, resp, pv_api_error_http_status(fam, e->kind),
+                  pv_api_error_json(fam, e, req->request_id));
 }
 
 /* Parses and checks the body, tokenizes the prompt and clamps max_tokens. Returns false
@@ -179,15 +189,7 @@ static void respond_whole(const pv_http_request *req, pv_http_response *resp, pv
                          .created = (int64_t)time(NULL)};
     char *body = fam == PV_API_OPENAI ? pv_api_openai_completion_json(&r) : pv_api_anthropic_message_json(&r);
     free(tb.p);
-    if (!body) {
-        pv_http_error(req, resp, 500, "out of memory");
-        return;
-    }
-    resp->status = 200;
-    resp->content_type = "application/json";
-    free(resp->body);
-    resp->body = body;
-    resp->body_len = strlen(body);
+    set_json_body(req, resp, 200, body);
 }
 
 /* ---- streaming ---- */
@@ -354,13 +356,5 @@ void pv_route_count_tokens(const pv_http_request *req, pv_http_response *resp) {
     if (!prepare(req, resp, PV_API_ANTHROPIC, true, &g)) return;
     char *body = pv_api_anthropic_count_tokens_json((int64_t)g.n_ids);
     prep_free(&g);
-    if (!body) {
-        pv_http_error(req, resp, 500, "out of memory");
-        return;
-    }
-    resp->status = 200;
-    resp->content_type = "application/json";
-    free(resp->body);
-    resp->body = body;
-    resp->body_len = strlen(body);
+    set_json_body(req, resp, 200, body);
 }
