@@ -28,6 +28,11 @@ pv_api_block *pv_api_blocks_push(pv_api_block **arr, size_t *n);
 /* Appends a message to r, taking ownership of blocks[0..n); when the last message has the
  * same role the blocks are appended to it (consecutive same-role turns merge). On failure
  * the blocks are freed. */
+/* Starts parsing a body of either API: checks that it is a JSON object, allocates the
+ * request (family set, tool_choice AUTO) and reads the required, non-empty "model". On
+ * failure *out is NULL and err says why. */
+pv_status pv_api_request_begin(const json_t *body, pv_api_family family, pv_request **out,
+                               pv_api_error *err);
 pv_status pv_api_request_add_message(pv_request *r, pv_api_role role, pv_api_block *blocks,
                                      size_t n);
 /* Records the first media block's path and type. */

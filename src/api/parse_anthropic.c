@@ -398,18 +398,11 @@ static pv_status parse_thinking(actx *c, const json_t *body) {
 pv_status pv_api_anthropic_parse(const json_t *body, bool count_tokens_route, pv_request **out,
                                  pv_api_error *err) {
     *out = NULL;
-    if (!json_is_object(body))
-        return pv_api_error_set(err, INVALID_, "", "request body must be a JSON object");
-    pv_request *r = calloc(1, sizeof *r);
-    if (!r) return pv_api_error_set(err, PV_API_ERR_API, "", "out of memory");
-    r->family = PV_API_ANTHROPIC;
-    r->tool_choice = PV_API_TOOL_CHOICE_AUTO;
+    pv_request *r = NULL;
+    pv_status st = pv_api_request_begin(body, PV_API_ANTHROPIC, &r, err);
+    if (st != PV_OK) return st;
     actx c = {r, err};
-    const char *model;
     bool bad;
-    pv_status st = pv_api_field_str(body, "model", "model", true, &model, err);
-    if (st == PV_OK && !*model) st = pv_api_error_set(err, INVALID_, "model", "must not be empty");
-    if (st == PV_OK && !(r->model = strdup(model))) st = nomem_(&c);
     /* max_tokens 0 is accepted as the real API does (a cache-warming call: the answer is
      * empty with stop_reason max_tokens); count_tokens bodies carry none. */
     if (st == PV_OK && !count_tokens_route)

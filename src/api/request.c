@@ -228,3 +228,23 @@ pv_status pv_api_request_check_text_only(const pv_request *r, pv_api_error *err)
                             "documents (text-only)",
                             pv_api_block_type_str(r->media_type));
 }
+
+pv_status pv_api_request_begin(const json_t *body, pv_api_family family, pv_request **out,
+                               pv_api_error *err) {
+    *out = NULL;
+    if (!json_is_object(body))
+        return pv_api_error_set(err, PV_API_ERR_INVALID_REQUEST, "", "request body must be a JSON object");
+    const char *model;
+    pv_status st = pv_api_field_str(body, "model", "model", true, &model, err);
+    if (st != PV_OK) return st;
+    if (!*model) return pv_api_error_set(err, PV_API_ERR_INVALID_REQUEST, "model", "must not be empty");
+    pv_request *r = calloc(1, sizeof *r);
+    if (!r || !(r->model = strdup(model))) {
+        free(r);
+        return pv_api_error_set(err, PV_API_ERR_API, "", "out of memory");
+    }
+    r->family = family;
+    r->tool_choice = PV_API_TOOL_CHOICE_AUTO;
+    *out = r;
+    return PV_OK;
+}

@@ -9,6 +9,10 @@ if(PV_NODE)
   pv_add_script_test(NAME server_http
     COMMAND ${PV_NODE} ${CMAKE_SOURCE_DIR}/tests/server/test_server_http.mjs
     LABELS server TIMEOUT 300)
+  # the generation routes on the real engine (tests/e2e)
+  pv_add_script_test(NAME api_generation
+    COMMAND ${PV_NODE} ${CMAKE_SOURCE_DIR}/tests/e2e/api_gen_test.mjs
+    LABELS server TIMEOUT 300)
 else()
   pv_add_script_test(NAME server_http_missing_node
     COMMAND bash -c "echo 'node not found: server HTTP tests cannot run' >&2; [ -n \"$CI\" ] && exit 1; exit 77"

@@ -30,6 +30,13 @@ static json_t *load_json(const char *rel) {
     return j;
 }
 
+/* The golden JSON `name` of architecture `arch`. */
+static json_t *load_json_for(const char *arch, const char *name) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "%s/%s", arch, name);
+    return load_json(rel);
+}
+
 static int32_t *json_ids(json_t *arr, int *n) {
     *n = (int)json_array_size(arr);
     int32_t *ids = malloc((size_t)(*n ? *n : 1) * sizeof *ids);
@@ -141,9 +148,7 @@ static void check_ref_prompt(pv_model *m, const char *arch, json_t *pr, int n_ct
 static void test_ref_f32_kv_f16(void **state) {
     (void)state;
     for (size_t a = 0; a < PV_ARRAY_LEN(archs); a++) {
-        char rel[64];
-        snprintf(rel, sizeof rel, "%s/ref_golden.json", archs[a]);
-        json_t *g = load_json(rel);
+        json_t *g = load_json_for(archs[a], "ref_golden.json");
         pv_model *m = load_model(archs[a], "f32");
         json_t *pr = json_array_get(json_object_get(g, "prompts"), 2); /* paragraph */
         int n_ids;
@@ -163,9 +168,7 @@ static void test_ref_f32_kv_f16(void **state) {
 static void test_ref_f32(void **state) {
     (void)state;
     for (size_t a = 0; a < PV_ARRAY_LEN(archs); a++) {
-        char rel[64];
-        snprintf(rel, sizeof rel, "%s/ref_golden.json", archs[a]);
-        json_t *g = load_json(rel);
+        json_t *g = load_json_for(archs[a], "ref_golden.json");
         pv_model *m = load_model(archs[a], "f32");
         json_t *prompts = json_object_get(g, "prompts");
         assert_int_equal(json_array_size(prompts), 3);
@@ -227,9 +230,9 @@ static void check_llamacpp_prompt(pv_model *m, const char *arch, json_t *pr, int
 
 static void run_llamacpp(const char *type, double tol) {
     for (size_t a = 0; a < PV_ARRAY_LEN(archs); a++) {
-        char rel[64];
-        snprintf(rel, sizeof rel, "%s/llamacpp_golden_%s.json", archs[a], type);
-        json_t *g = load_json(rel);
+        char name[64];
+        snprintf(name, sizeof name, "llamacpp_golden_%s.json", type);
+        json_t *g = load_json_for(archs[a], name);
         pv_model *m = load_model(archs[a], type);
         double worst = 0;
         json_t *prompts = json_object_get(g, "prompts");
