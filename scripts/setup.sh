@@ -30,12 +30,18 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# npm test dependencies (oracles); reinstall only when package.json changed
-if [[ -f tests/node/package.json ]]; then
-  stamp=tests/node/node_modules/.pv-stamp
-  if [[ ! -f $stamp || tests/node/package.json -nt $stamp ]]; then
-    echo "setup: installing npm test packages into tests/node/node_modules"
-    (cd tests/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+# npm test dependencies, reinstalled only when their package.json changed: tests/node (the
+# oracles and client SDKs, small) and tests/claude (Claude Code, a ~380 MB native binary,
+# kept apart so the small set installs fast). PV_SKIP_CLAUDE=1 leaves Claude Code out (its
+# test then skips, or fails under CI).
+npm_dirs=(tests/node)
+[[ ${PV_SKIP_CLAUDE:-0} == 1 ]] || npm_dirs+=(tests/claude)
+for d in "${npm_dirs[@]}"; do
+  [[ -f $d/package.json ]] || continue
+  stamp=$d/node_modules/.pv-stamp
+  if [[ ! -f $stamp || $d/package.json -nt $stamp ]]; then
+    echo "setup: installing npm test packages into $d/node_modules"
+    (cd "$d" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
     touch "$stamp"
   fi
-fi
+done

@@ -1,8 +1,8 @@
 /* pv_api.h — the API format layer, pure functions without sockets: it parses and validates
  * Anthropic Messages (/v1/messages, /v1/messages/count_tokens) and OpenAI chat-completions
  * (/v1/chat/completions) request bodies into ONE internal request model (pv_request), renders
- * that model into the documented fallback prompt (docs/api.md; replaced when chat templates
- * land) and tokenizes it the same way for generation and count_tokens, and builds the JSON
+ * that model through the model's chat template (chat.c, docs/chat.md) and tokenizes it the
+ * same way for generation and count_tokens, and builds the JSON
  * responses, SSE events and error bodies of both APIs (compact jansson output).
  *
  * Validation errors carry the field path ("messages.2.content.0.type: unknown block type
@@ -15,6 +15,7 @@
 
 #include "../core/pv_core.h"
 #include "../sampler/pv_sampler.h"
+#include "../toolcall/pv_toolcall.h"
 
 struct pv_tokenizer;
 
@@ -235,36 +236,54 @@ uint64_t pv_api_new_seed(void);
 pv_status pv_api_plan_tokens(const pv_request *r, int64_t n_prompt, int64_t n_ctx,
                              int64_t *max_new, bool *clamped, pv_api_error *err);
 
-/* ---- fallback prompt (docs/api.md) ---- */
-#define PV_API_PROMPT_STYLE_MAP(X) \
-    X(PLAIN, "plain")              \
-    X(CHATML, "chatml")
+/* ---- the model's chat format (chat.c; docs/chat.md) ---- */
+/* Immutable after init, shared by every request thread: the parsed chat template (the
+ * model's own, or the ChatML fallback when it has none), the BOS/EOS texts the template gets,
+ * and the tool-call syntax the output is parsed with. */
+typedef struct pv_api_chat pv_api_chat;
 
-typedef enum {
-#define PV_API_PS_ENUM_(n, s) PV_API_PROMPT_##n,
-    PV_API_PROMPT_STYLE_MAP(PV_API_PS_ENUM_)
-#undef PV_API_PS_ENUM_
-} pv_api_prompt_style;
+/* template_src: the model's `tokenizer.chat_template` (borrowed; NULL or "" → the ChatML
+ * fallback). A template that does not parse fails here, with line and column. */
+pv_status pv_api_chat_init(const char *template_src, const struct pv_tokenizer *tok,
+                           pv_api_chat **out, pv_error *err);
+void pv_api_chat_free(pv_api_chat *c);
+bool pv_api_chat_is_fallback(const pv_api_chat *c);
+const char *pv_api_chat_template_source(const pv_api_chat *c); /* the text in use */
+const char *pv_api_chat_fallback_template(void);
+pv_toolcall_format pv_api_chat_toolcall_format(const pv_api_chat *c);
 
-const char *pv_api_prompt_style_str(pv_api_prompt_style s);
-/* CHATML when the vocabulary has "<|im_start|>" and "<|im_end|>" as tokens, else PLAIN. */
-pv_api_prompt_style pv_api_prompt_style_for(const struct pv_tokenizer *tok);
-/* True when prompts in this style are tokenized with special-token parsing (CHATML). */
-bool pv_api_prompt_parse_special(pv_api_prompt_style s);
+/* The template context for a request (new reference; NULL when out of memory): messages
+ * (system folded into one leading message, tool_use → assistant tool_calls, tool_result →
+ * "tool" messages), tools in the OpenAI function format, add_generation_prompt, bos_token,
+ * eos_token, enable_thinking. The mapping is documented in docs/chat.md. */
+json_t *pv_api_chat_context(const pv_api_chat *c, const pv_request *r);
 
-/* Renders the prompt text (malloc'ed, NUL-terminated; caller frees). Deterministic: the
- * same request always gives the same bytes. */
-pv_status pv_api_render_prompt(const pv_request *r, pv_api_prompt_style style, char **text,
-                               pv_error *err);
+/* Renders the prompt text (*text malloc'ed, caller frees). A prefill (final assistant turn)
+ * is left open, as HF's continue_final_message. A template's raise_exception becomes a 400
+ * with its message; other template failures a 500 api_error. */
+pv_status pv_api_chat_render(const pv_api_chat *c, const pv_request *r, char **text, size_t *len,
+                             pv_api_error *e);
 
-/* Renders in the tokenizer's style and encodes (BOS/EOS as the model's metadata says,
- * special tokens parsed only in the CHATML style). This is what generation must feed the
- * model; *ids is malloc'ed (caller frees). */
-pv_status pv_api_prompt_tokens(const pv_request *r, const struct pv_tokenizer *tok,
-                               int32_t **ids, size_t *n_ids, pv_error *err);
+/* Renders and encodes (special tokens parsed, exactly one BOS when the model wants one).
+ * This is what generation feeds the model; *ids is malloc'ed (caller frees). */
+pv_status pv_api_prompt_tokens(const pv_request *r, const pv_api_chat *c,
+                               const struct pv_tokenizer *tok, int32_t **ids, size_t *n_ids,
+                               pv_api_error *e);
 /* The number of tokens pv_api_prompt_tokens gives (count_tokens). */
-pv_status pv_api_count_tokens(const pv_request *r, const struct pv_tokenizer *tok, int *n,
-                              pv_error *err);
+pv_status pv_api_count_tokens(const pv_request *r, const pv_api_chat *c,
+                              const struct pv_tokenizer *tok, int *n, pv_api_error *e);
+
+/* ---- constrained decoding (constrain.c) ---- */
+/* True when the request demands a tool call (tool_choice any/tool, OpenAI required/named)
+ * and has tools with schemas to call. */
+bool pv_api_forces_tool(const pv_request *r);
+/* The grammar a request must be decoded with, as GBNF text with a "root" rule (*gbnf
+ * malloc'ed; NULL when the request needs none): exactly one call of a demanded tool in the
+ * chat format's tool-call syntax, arguments following the tool's input_schema; or the JSON
+ * value of an OpenAI response_format (json_schema / json_object). A schema that cannot be
+ * enforced, or a forced tool that is not in tools, is a 400. */
+pv_status pv_api_constraint_gbnf(const pv_api_chat *c, const pv_request *r, char **gbnf,
+                                 pv_api_error *e);
 
 /* ---- responses ---- */
 typedef struct pv_api_usage {
@@ -380,6 +399,10 @@ char *pv_api_stream_begin(pv_api_stream *s, const pv_api_usage *usage);
 /* len bytes of generated text (UTF-8 boundaries are the caller's job; stray bytes become
  * U+FFFD). Opens the text block on first use. len 0 sends nothing. */
 char *pv_api_stream_text(pv_api_stream *s, const char *text, size_t len);
+/* One complete tool call (TOOL_USE block, borrowed): Anthropic closes an open text block,
+ * then content_block_start (tool_use, input {}), one input_json_delta with the whole input
+ * JSON, content_block_stop; OpenAI a chunk with delta.tool_calls[{index, id, function}]. */
+char *pv_api_stream_tool_use(pv_api_stream *s, const pv_api_out_block *b);
 /* Keep-alive while the prompt is processed: `event: ping` / an SSE comment ": ping". */
 char *pv_api_stream_ping(pv_api_stream *s);
 /* The end: closes the open block, stop reason (stop_sequence only with STOP_SEQUENCE), final

@@ -14,6 +14,7 @@ struct pv_api_stream {
     bool include_usage;
     bool begun, block_open, done;
     int next_index; /* the next Anthropic content block index (dense, from 0) */
+    int n_tool_calls; /* OpenAI tool_calls[].index */
 };
 
 pv_api_stream *pv_api_stream_new(pv_api_family f, const char *id, const char *model,
@@ -95,6 +96,35 @@ char *pv_api_stream_text(pv_api_stream *s, const char *text, size_t len) {
     }
     char *f[] = {pre, start,
                  pv_api_anthropic_sse_block_delta(s->next_index, PV_API_DELTA_TEXT, text, len)};
+    return join_(f, PV_ARRAY_LEN(f));
+}
+
+char *pv_api_stream_tool_use(pv_api_stream *s, const pv_api_out_block *b) {
+    if (s->done) return strdup("");
+    char *pre = s->begun ? strdup("") : pv_api_stream_begin(s, NULL);
+    if (s->family == PV_API_OPENAI) {
+        pv_api_openai_chunk c = chunk_base(s);
+        c.tool_call = b;
+        c.tool_call_index = s->n_tool_calls++;
+        char *f[] = {pre, pv_api_openai_sse_chunk(&c)};
+        return join_(f, PV_ARRAY_LEN(f));
+    }
+    /* a text block before the call is closed first; the call is a block of its own whose
+     * single input_json_delta is the whole (complete, valid) input */
+    char *stop = strdup("");
+    if (s->block_open) {
+        free(stop);
+        stop = pv_api_anthropic_sse_block_stop(s->next_index++);
+        s->block_open = false;
+    }
+    char *json = b->input ? json_dumps(b->input, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    int idx = s->next_index++;
+    char *f[] = {pre, stop, pv_api_anthropic_sse_block_start(idx, b),
+                 json ? pv_api_anthropic_sse_block_delta(idx, PV_API_DELTA_INPUT_JSON, json,
+                                                         strlen(json))
+                      : NULL,
+                 pv_api_anthropic_sse_block_stop(idx)};
+    free(json);
     return join_(f, PV_ARRAY_LEN(f));
 }
 

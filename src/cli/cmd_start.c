@@ -2,13 +2,15 @@
  * (src/server) in the foreground and serve until SIGINT/SIGTERM, then stop the daemon and
  * exit 0. The signals are blocked before any thread starts (model threads, MHD threads all
  * inherit the mask) and taken synchronously with sigwait, so no handler runs in a random
- * thread and shutdown happens on the main thread. */
+ * thread and shutdown happens on the main thread. Options come from the configuration layer
+ * (src/config: flags > PENSIEVE_* environment > pensieve.toml > defaults). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/pv_config.h"
 #include "model/pv_model.h"
 #include "pv_cli.h"
 #include "server/routes_gen.h"
@@ -17,79 +19,67 @@
 
 static void start_usage(FILE *f) {
     fprintf(f,
-            "usage: pensieve start -m FILE [--host ADDR] [--port N] [--api-key KEY|none]\n"
-            "                      [--ctx-size N] [--parallel N] [--threads N] [--max-body-mb N]\n"
-            "                      [--log-level error|warn|info|debug]\n"
+            "usage: pensieve start [-m FILE] [--config FILE] [configuration flags]\n"
             "  Serves the Anthropic Messages API and OpenAI chat completions on\n"
             "  http://127.0.0.1:7777 by default. The API key defaults to pensieve-local-key;\n"
-            "  --api-key none disables authentication. SIGINT/SIGTERM stop the server.\n");
+            "  --api-key none disables authentication. SIGINT/SIGTERM stop the server.\n"
+            "  The model comes from -m, PENSIEVE_MODEL_PATH or [model] path in the file.\n"
+            "configuration flags:\n");
+    pv_config_flags_usage(f);
 }
 
 /* /health's active/queued counts come from the scheduler. */
 static void start_load(void *cls, int *active, int *queued) { pv_sched_counts(cls, active, queued); }
 
 int pv_cmd_start(int argc, char **argv) {
-    const char *model_path = NULL, *host = "127.0.0.1", *api_key = "pensieve-local-key";
-    int64_t port = 7777, n_ctx = 0, parallel = 4, threads = 0, max_body_mb = 32;
+    /* flags, environment and pensieve.toml through the configuration layer (src/config),
+     * which checks every value against the key table (ranges, choices, types) */
+    pv_config_flags flags;
+    memset(&flags, 0, sizeof flags);
+    pv_error cerr = {0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-#define VAL() \
-    do { if (!(v = pv_cli_value("start", argc, argv, &i))) return 2; } while (0)
-#define NUM(dst) \
-    do { VAL(); if (!pv_cli_parse_i64("start", a, v, &(dst))) return 2; } while (0)
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) { VAL(); model_path = v; }
-        else if (!strcmp(a, "--host")) { VAL(); host = v; }
-        else if (!strcmp(a, "--port")) NUM(port);
-        else if (!strcmp(a, "--api-key")) { VAL(); api_key = v; }
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) NUM(n_ctx);
-        else if (!strcmp(a, "--parallel")) NUM(parallel);
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) NUM(threads);
-        else if (!strcmp(a, "--max-body-mb")) NUM(max_body_mb);
-        else if (!strcmp(a, "--log-level")) {
-            VAL();
-            pv_log_level lvl;
-            if (!pv_log_level_parse(v, &lvl)) {
-                fprintf(stderr, "pensieve start: --log-level: unknown level '%s'\n", v);
-                return 2;
-            }
-            pv_log_set_level(lvl);
-        }
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { start_usage(stdout); return 0; }
-        else {
-            fprintf(stderr, "pensieve start: unknown option '%s'\n", a);
-            start_usage(stderr);
+        int matched = pv_config_flag_match(argc, argv, &i, &flags, &cerr);
+        if (matched < 0) {
+            fprintf(stderr, "pensieve start: %s\n", cerr.msg);
             return 2;
         }
-#undef NUM
-#undef VAL
-    }
-    if (!model_path) {
-        fprintf(stderr, "pensieve start: -m FILE is required\n");
+        if (matched) continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            start_usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "pensieve start: unknown option '%s'\n", argv[i]);
         start_usage(stderr);
         return 2;
     }
-    if (port < 0 || port > 65535) {
-        fprintf(stderr, "pensieve start: --port must be 0..65535\n");
+    pv_config *cfg = NULL;
+    if (pv_config_load(&flags, &cfg, &cerr) != PV_OK) {
+        fprintf(stderr, "pensieve start: %s\n", cerr.msg);
         return 2;
     }
-    if (parallel < 1 || parallel > 256) {
-        fprintf(stderr, "pensieve start: --parallel must be 1..256\n");
+    /* strings are borrowed from cfg, which lives until the server has stopped (and is what a
+     * SIGHUP reload will diff against) */
+    const char *model_path = pv_config_get_str(cfg, PV_CFG_MODEL_PATH);
+    const char *host = pv_config_get_str(cfg, PV_CFG_SERVER_HOST);
+    const char *api_key_cfg = pv_config_get_str(cfg, PV_CFG_SERVER_API_KEY);
+    int64_t port = pv_config_get_int(cfg, PV_CFG_SERVER_PORT);
+    int64_t n_ctx = pv_config_get_int(cfg, PV_CFG_MODEL_CONTEXT_LENGTH);
+    int64_t parallel = pv_config_get_int(cfg, PV_CFG_SERVER_MAX_CONCURRENT_REQUESTS);
+    int64_t queued = pv_config_get_int(cfg, PV_CFG_SERVER_MAX_QUEUED_REQUESTS);
+    int64_t threads = pv_config_get_int(cfg, PV_CFG_PERFORMANCE_THREADS);
+    int64_t max_body_mb = pv_config_get_int(cfg, PV_CFG_SERVER_REQUEST_BODY_LIMIT_MB);
+    int64_t batch = pv_config_get_int(cfg, PV_CFG_PERFORMANCE_BATCH_SIZE);
+    bool kv_f32 = !strcmp(pv_config_get_str(cfg, PV_CFG_PERFORMANCE_KV_CACHE_TYPE), "f32");
+    pv_log_level lvl = PV_LOG_INFO;
+    pv_log_level_parse(pv_config_get_str(cfg, PV_CFG_LOGGING_LEVEL), &lvl); /* a checked choice */
+    pv_log_set_level(lvl);
+    if (!model_path[0]) {
+        fprintf(stderr, "pensieve start: -m FILE is required (or PENSIEVE_MODEL_PATH, or [model] path)\n");
+        start_usage(stderr);
+        pv_config_free(cfg);
         return 2;
     }
-    if (n_ctx < 0 || n_ctx > (1 << 24)) {
-        fprintf(stderr, "pensieve start: --ctx-size must be 0..16777216 (0: the model's, at most 4096)\n");
-        return 2;
-    }
-    /* 4096 MiB keeps the byte count inside size_t on every platform we build for. */
-    if (max_body_mb < 1 || max_body_mb > 4096) {
-        fprintf(stderr, "pensieve start: --max-body-mb must be 1..4096\n");
-        return 2;
-    }
-    if (!strcmp(api_key, "none")) api_key = NULL;
-    else if (!api_key[0]) {
-        fprintf(stderr, "pensieve start: --api-key must not be empty (use 'none' to disable authentication)\n");
-        return 2;
-    }
+    const char *api_key = strcmp(api_key_cfg, "none") ? api_key_cfg : NULL;
 
     /* Before any thread exists: every thread inherits the blocked mask, so the signals wait
      * for sigwait below. SIGPIPE is ignored: a client closing mid-response is normal. */
@@ -106,6 +96,7 @@ int pv_cmd_start(int argc, char **argv) {
     pv_tokenizer *tok = NULL;
     pv_server *srv = NULL;
     pv_sched *sched = NULL;
+    pv_gen_app app = {0}; /* owns the chat template and the grammar vocabulary */
     struct stat st;
     if (stat(model_path, &st) != 0) {
         fprintf(stderr, "pensieve start: model file '%s' not found\n", model_path);
@@ -127,9 +118,18 @@ int pv_cmd_start(int argc, char **argv) {
     so.model_created = (int64_t)st.st_mtime;
     pv_sched_params sp = pv_sched_params_default();
     sp.n_parallel = (int)parallel;
+    sp.n_queue_max = (int)queued;
+    sp.n_batch = (int)batch;
+    sp.kv_type = kv_f32 ? PV_TYPE_F32 : PV_TYPE_F16;
     sp.n_ctx = ctx_size;
     if (pv_sched_new(m, tok, &sp, &sched, &err) != PV_OK) goto fail;
-    pv_gen_app app = {.model = m, .tok = tok, .sched = sched, .ping_interval_s = 5.0};
+    if (pv_gen_app_init(&app, m, tok, sched, &err) != PV_OK) goto fail;
+    PV_LOG_I("server", "chat template: %s; tool calls: %s",
+             pv_api_chat_is_fallback(app.chat) ? "none in the model, ChatML fallback" : "the model's",
+             pv_toolcall_format_name(pv_api_chat_toolcall_format(app.chat)));
+    int64_t seed = pv_config_get_int(cfg, PV_CFG_SAMPLING_SEED);
+    app.has_seed = seed >= 0;
+    app.seed = (uint64_t)(seed >= 0 ? seed : 0);
     so.app = &app;
     so.load_fn = start_load;
     so.load_cls = sched;
@@ -157,8 +157,10 @@ out:
      * connection threads can be joined; the scheduler stays valid for late submits */
     pv_sched_shutdown(sched);
     pv_server_stop(srv);
+    pv_gen_app_free(&app);
     pv_sched_free(sched);
     pv_tokenizer_free(tok);
     pv_model_free(m);
+    pv_config_free(cfg);
     return rc;
 }

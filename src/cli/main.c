@@ -12,6 +12,9 @@ static const pv_cli_cmd pv_commands[] = {
     {"bench", pv_cmd_bench, "measure prompt processing and generation speed"},
     {"synth", pv_cmd_synth, "write a deterministic random-weight model (GGUF)"},
     {"start", pv_cmd_start, "serve the Anthropic and OpenAI APIs over HTTP"},
+    {"config", pv_cmd_config, "print the effective configuration; `config init` writes pensieve.toml"},
+    {"validate", pv_cmd_validate, "check the configuration and the model without starting"},
+    {"template", pv_cmd_template, "render a chat template with a JSON context"},
 };
 
 static void usage(FILE *f) {

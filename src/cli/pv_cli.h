@@ -20,6 +20,9 @@ int pv_cmd_tokenize(int argc, char **argv);
 int pv_cmd_bench(int argc, char **argv);
 int pv_cmd_synth(int argc, char **argv);
 int pv_cmd_start(int argc, char **argv);
+int pv_cmd_config(int argc, char **argv);
+int pv_cmd_validate(int argc, char **argv);
+int pv_cmd_template(int argc, char **argv);
 
 /* Flag helpers: parse a number or print "pensieve <cmd>: <flag>: invalid value 'x'" to
  * stderr and return false. */

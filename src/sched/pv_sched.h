@@ -12,6 +12,7 @@
 #ifndef PV_SCHED_H
 #define PV_SCHED_H
 
+#include "../grammar/pv_grammar.h"
 #include "../model/pv_model.h"
 #include "../sampler/pv_sampler.h"
 #include "../tokenizer/pv_tokenizer.h"
@@ -43,6 +44,14 @@ typedef struct pv_gen_params {
     pv_sampler_params sampling;
     const char *const *stops; /* copied at submit */
     size_t n_stops;
+    /* Constrained decoding (NULL: none): GBNF text with a "root" rule, compiled at submit
+     * (the job owns the result), and the vocabulary view it is matched with (borrowed; must
+     * outlive the scheduler). Every token is drawn from those the grammar allows, with a
+     * budget so that the output is a complete sentence of the grammar before max_tokens or
+     * the context runs out (whenever the shortest sentence fits at all); end-of-generation
+     * is allowed only once it is complete. */
+    const char *grammar;
+    const pv_grammar_vocab *grammar_vocab;
 } pv_gen_params;
 
 typedef struct pv_sched pv_sched;

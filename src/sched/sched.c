@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,9 @@ struct pv_job {
     pv_sampler *smp;
     pv_stop *stop;
     pv_detok dt;
+    pv_grammar *grammar;             /* constrained decoding (owned), or NULL */
+    pv_grammar_state *gs;            /* its state (owned) */
+    const pv_grammar_vocab *gvocab;  /* borrowed */
 };
 
 struct pv_sched {
@@ -64,6 +68,7 @@ struct pv_sched {
     int8_t *b_log;
     int *out_slot; /* [n_parallel]: slot of each output row */
     float *logits; /* [n_vocab] */
+    uint8_t *allowed; /* [n_vocab] grammar mask scratch */
 };
 
 pv_sched_params pv_sched_params_default(void) {
@@ -87,6 +92,8 @@ static void job_unref(pv_job *j) {
     free(j->out);
     pv_sampler_free(j->smp);
     pv_stop_free(j->stop);
+    pv_grammar_state_free(j->gs);
+    pv_grammar_free(j->grammar);
     free(j);
 }
 
@@ -201,6 +208,27 @@ static void on_token(pv_sched *s, pv_job *j, int32_t t) {
     j->last = t;
 }
 
+/* Masks s->logits to the tokens j's grammar allows, keeping enough room to finish: with R
+ * tokens left (max_tokens and the context both count) and one end token to follow, only
+ * tokens after which the shortest completion still fits in R - 2 bytes are allowed (every
+ * byte has a single-byte token in the vocabularies we load). False when nothing is allowed. */
+static size_t grammar_budget(const pv_sched *s, const pv_job *j) {
+    int left_gen = j->max_tokens - j->n_gen, left_ctx = s->p.n_ctx - j->n_past;
+    size_t r = (size_t)PV_MAX(PV_MIN(left_gen, left_ctx), 0);
+    return r >= 2 ? r - 2 : 0;
+}
+
+static bool constrain(pv_sched *s, pv_job *j) {
+    const int V = s->m->hp.n_vocab;
+    pv_grammar_mask_budget(j->gs, j->gvocab, s->allowed, grammar_budget(s, j));
+    bool any = false;
+    for (int i = 0; i < V; i++) {
+        if (s->allowed[i]) any = true;
+        else s->logits[i] = -INFINITY;
+    }
+    return any;
+}
+
 /* One step: cancellations, one batch, sampling. Returns false if there was nothing to do. */
 static bool step(pv_sched *s) {
     const int P = s->p.n_parallel;
@@ -254,7 +282,24 @@ static bool step(pv_sched *s) {
             continue;
         }
         memcpy(s->logits, pv_ctx_logits(s->ctx, o), (size_t)V * sizeof(float));
-        on_token(s, j, pv_sampler_sample(j->smp, s->logits));
+        int32_t t = pv_sampler_sample(j->smp, s->logits);
+        /* Constrained: the unconstrained draw stands when the grammar (with its budget) allows
+         * it — then it is a draw from the masked distribution too, exactly so for plain
+         * temperature sampling (with top-k/top-p the truncation comes before the grammar, as
+         * in llama.cpp) — and only a refused draw pays for the full mask and a second draw. */
+        if (j->gs && !pv_grammar_token_allowed_budget(j->gs, j->gvocab, t, grammar_budget(s, j))) {
+            memcpy(s->logits, pv_ctx_logits(s->ctx, o), (size_t)V * sizeof(float));
+            if (!constrain(s, j)) {
+                job_end(s, j, PV_FINISH_ERROR, -1, "constrained decoding: no token can continue the grammar");
+                continue;
+            }
+            t = pv_sampler_sample(j->smp, s->logits);
+        }
+        if (j->gs && !pv_grammar_accept_token(j->gs, j->gvocab, t)) {
+            job_end(s, j, PV_FINISH_ERROR, -1, "constrained decoding: the sampled token left the grammar");
+            continue;
+        }
+        on_token(s, j, t);
     }
     return true;
 }
@@ -330,7 +375,9 @@ pv_status pv_sched_new(pv_model *m, const pv_tokenizer *tok, const pv_sched_para
     s->b_log = malloc((size_t)p.n_batch);
     s->out_slot = malloc((size_t)p.n_parallel * sizeof(int));
     s->logits = malloc((size_t)m->hp.n_vocab * sizeof(float));
-    if (!s->slots || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_log || !s->out_slot || !s->logits) {
+    s->allowed = malloc((size_t)m->hp.n_vocab);
+    if (!s->slots || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_log || !s->out_slot || !s->logits ||
+        !s->allowed) {
         pv_sched_free(s);
         return pv_error_set(err, PV_ERR_NOMEM, "scheduler: out of memory");
     }
@@ -364,6 +411,7 @@ void pv_sched_free(pv_sched *s) {
     free(s->b_log);
     free(s->out_slot);
     free(s->logits);
+    free(s->allowed);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
@@ -401,6 +449,21 @@ pv_status pv_sched_submit(pv_sched *s, const pv_gen_params *p, pv_job **out, pv_
     j->stops = p->n_stops ? calloc(p->n_stops, sizeof(char *)) : NULL;
     bool ok = j->prompt && (!p->n_stops || j->stops);
     if (ok) memcpy(j->prompt, p->prompt, (size_t)p->n_prompt * sizeof(int32_t));
+    if (ok && p->grammar) {
+        if (!p->grammar_vocab || pv_grammar_vocab_n(p->grammar_vocab) != s->m->hp.n_vocab) {
+            j->refs = 1;
+            job_unref(j);
+            return pv_error_set(err, PV_ERR_INVALID, "grammar vocabulary does not match the model");
+        }
+        pv_status gst = pv_grammar_compile(p->grammar, strlen(p->grammar), "root", &j->grammar, err);
+        if (gst == PV_OK) gst = pv_grammar_state_init(j->grammar, &j->gs, err);
+        if (gst != PV_OK) {
+            j->refs = 1;
+            job_unref(j);
+            return gst;
+        }
+        j->gvocab = p->grammar_vocab;
+    }
     for (size_t i = 0; ok && i < p->n_stops; i++) {
         j->stops[i] = strdup(p->stops[i]);
         j->n_stops = i + 1;

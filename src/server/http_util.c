@@ -14,26 +14,31 @@
 
 #include "pv_server.h"
 
-/* One row per HTTP status we emit: the Anthropic error type, and the OpenAI type and code
- * (code NULL → JSON null). Unlisted statuses fall back by class (see status_row). */
+/* One row per HTTP status we emit: the Anthropic error type, the OpenAI type and code
+ * (code NULL → JSON null), and the retry advice the Anthropic and OpenAI SDKs read:
+ * `x-should-retry` overrides their own status-based guess and `retry-after` (seconds) sets
+ * the wait. A full server is worth retrying in a second; a bad request never is (Claude Code
+ * would otherwise resend a 400 several times). Unlisted statuses fall back by class. */
 typedef struct status_row {
     int status;
     const char *anthropic_type;
     const char *openai_type;
     const char *openai_code;
+    const char *retry_after; /* NULL: no retry-after header */
+    bool should_retry;
 } status_row;
 
 static const status_row pv_status_table[] = {
-    {400, "invalid_request_error", "invalid_request_error", NULL},
-    {401, "authentication_error", "invalid_request_error", "invalid_api_key"},
-    {403, "permission_error", "invalid_request_error", "permission_denied"},
-    {404, "not_found_error", "invalid_request_error", "not_found"},
-    {405, "invalid_request_error", "invalid_request_error", "method_not_allowed"},
-    {413, "request_too_large", "invalid_request_error", "request_too_large"},
-    {429, "rate_limit_error", "rate_limit_error", "rate_limit_exceeded"},
-    {500, "api_error", "server_error", NULL},
-    {503, "overloaded_error", "server_error", "overloaded"},
-    {529, "overloaded_error", "server_error", "overloaded"},
+    {400, "invalid_request_error", "invalid_request_error", NULL, NULL, false},
+    {401, "authentication_error", "invalid_request_error", "invalid_api_key", NULL, false},
+    {403, "permission_error", "invalid_request_error", "permission_denied", NULL, false},
+    {404, "not_found_error", "invalid_request_error", "not_found", NULL, false},
+    {405, "invalid_request_error", "invalid_request_error", "method_not_allowed", NULL, false},
+    {413, "request_too_large", "invalid_request_error", "request_too_large", NULL, false},
+    {429, "rate_limit_error", "rate_limit_error", "rate_limit_exceeded", "1", true},
+    {500, "api_error", "server_error", NULL, NULL, true},
+    {503, "overloaded_error", "server_error", "overloaded", "1", true},
+    {529, "overloaded_error", "server_error", "overloaded", "1", true},
 };
 
 /* The row for `status`; unknown 4xx share 400's row and unknown 5xx share 500's, so a
@@ -45,6 +50,25 @@ static const status_row *status_row_for(int status) {
 }
 
 const char *pv_http_anthropic_error_type(int status) { return status_row_for(status)->anthropic_type; }
+
+/* Sets (or replaces) one extra header; names and values must be static strings. */
+static void response_header_set(pv_http_response *resp, const char *name, const char *value) {
+    for (int i = 0; i < resp->n_extra_headers; i++)
+        if (!strcmp(resp->extra_header_names[i], name)) {
+            resp->extra_header_values[i] = value;
+            return;
+        }
+    if (resp->n_extra_headers < PV_HTTP_MAX_EXTRA_HEADERS) {
+        resp->extra_header_names[resp->n_extra_headers] = name;
+        resp->extra_header_values[resp->n_extra_headers++] = value;
+    }
+}
+
+void pv_http_response_retry_headers(pv_http_response *resp, int status) {
+    const status_row *row = status_row_for(status);
+    response_header_set(resp, "x-should-retry", row->should_retry ? "true" : "false");
+    if (row->retry_after) response_header_set(resp, "retry-after", row->retry_after);
+}
 
 /* Replaces resp's body (frees the old one, drops any stream) with `body` (owned). */
 static void response_set_body(pv_http_response *resp, int status, char *body, size_t len) {
@@ -86,7 +110,7 @@ void pv_http_error_anthropic(pv_http_response *resp, int status, const char *req
     json_t *j = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type",
                           pv_http_anthropic_error_type(status), "message", message ? message : "",
                           "request_id", request_id ? request_id : "");
-    pv_http_response_json(resp, status, j);
+    if (pv_http_response_json(resp, status, j)) pv_http_response_retry_headers(resp, status);
 }
 
 void pv_http_error_openai(pv_http_response *resp, int status, const char *type,
@@ -97,7 +121,7 @@ void pv_http_error_openai(pv_http_response *resp, int status, const char *type,
     json_t *j = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", message ? message : "",
                           "type", type, "param", param ? json_string(param) : json_null(),
                           "code", code ? json_string(code) : json_null());
-    pv_http_response_json(resp, status, j);
+    if (pv_http_response_json(resp, status, j)) pv_http_response_retry_headers(resp, status);
 }
 
 void pv_http_error(const pv_http_request *req, pv_http_response *resp, int status,

@@ -105,6 +105,11 @@ typedef void (*pv_http_handler_fn)(const pv_http_request *req, pv_http_response 
  * false (and fills a 500 api_error) only when out of memory. */
 bool pv_http_response_json(pv_http_response *resp, int status, json_t *json);
 
+/* The retry advice for an error status, as headers: `x-should-retry` (true for 429/5xx,
+ * false for other 4xx) and `retry-after: 1` for 429/503/529. The error helpers below add it;
+ * a route that builds its own error body calls it. */
+void pv_http_response_retry_headers(pv_http_response *resp, int status);
+
 /* The Anthropic error type for an HTTP status (400 → "invalid_request_error", 401 →
  * "authentication_error", … 529 → "overloaded_error"); unknown 4xx → invalid_request_error,
  * unknown 5xx → api_error. */

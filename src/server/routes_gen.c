@@ -20,6 +20,8 @@ typedef struct gen_prep {
     pv_request *r;
     int32_t *ids;
     size_t n_ids;
+    char *gbnf;        /* constrained decoding grammar, or NULL */
+    pv_toolcall_format tc_format; /* how tool calls are read back (NONE: no tools) */
     int max_new;       /* after clamping to the context */
     bool clamped;      /* max_tokens was cut to fit the context */
 } gen_prep;
@@ -27,6 +29,7 @@ typedef struct gen_prep {
 static void prep_free(gen_prep *g) {
     pv_request_free(g->r);
     free(g->ids);
+    free(g->gbnf);
     memset(g, 0, sizeof *g);
 }
 
@@ -42,6 +45,7 @@ static void set_json_body(const pv_http_request *req, pv_http_response *resp, in
     free(resp->body);
     resp->body = body;
     resp->body_len = strlen(body);
+    if (status >= 400) pv_http_response_retry_headers(resp, status);
 }
 
 static void api_error_response(const pv_http_request *req, pv_http_response *resp,
@@ -69,14 +73,16 @@ static bool prepare(const pv_http_request *req, pv_http_response *resp, pv_api_f
         prep_free(g);
         return false;
     }
-    pv_error err = {0};
-    if (pv_api_prompt_tokens(g->r, app->tok, &g->ids, &g->n_ids, &err) != PV_OK) {
-        pv_api_error_set(&e, PV_API_ERR_INVALID_REQUEST, "", "%s", err.msg);
+    if (pv_api_prompt_tokens(g->r, app->chat, app->tok, &g->ids, &g->n_ids, &e) != PV_OK ||
+        (!count_only && pv_api_constraint_gbnf(app->chat, g->r, &g->gbnf, &e) != PV_OK)) {
         api_error_response(req, resp, fam, &e);
         prep_free(g);
         return false;
     }
     if (count_only) return true;
+    g->tc_format = g->r->n_tools && g->r->tool_choice != PV_API_TOOL_CHOICE_NONE
+                       ? pv_api_chat_toolcall_format(app->chat)
+                       : PV_TOOLCALL_NONE;
     int64_t max_new = 0;
     if (pv_api_plan_tokens(g->r, (int64_t)g->n_ids, pv_sched_n_ctx(app->sched), &max_new, &g->clamped,
                            &e) != PV_OK) {
@@ -93,8 +99,8 @@ static pv_job *submit(const pv_http_request *req, pv_http_response *resp, pv_api
                       gen_prep *g) {
     const pv_gen_app *app = req->app;
     pv_gen_params gp = {.prompt = g->ids, .n_prompt = (int)g->n_ids, .max_tokens = g->max_new,
-                        .sampling = pv_api_sampler_params(g->r, pv_api_new_seed()), .stops = (const char *const *)g->r->stop,
-                        .n_stops = g->r->n_stop};
+                        .sampling = pv_api_sampler_params(g->r, app->has_seed ? app->seed : pv_api_new_seed()), .stops = (const char *const *)g->r->stop,
+                        .n_stops = g->r->n_stop, .grammar = g->gbnf, .grammar_vocab = app->gvocab};
     pv_job *job = NULL;
     pv_error err = {0};
     pv_status st = pv_sched_submit(app->sched, &gp, &job, &err);
@@ -157,6 +163,101 @@ static bool tb_append(text_buf *t, const char *s, size_t n) {
     return true;
 }
 
+/* ---- tool calls read back from the text ---- */
+
+/* A parser for the request's tool-call syntax, checking names against its tools; NULL when
+ * the request offers no tools (then every byte is text) or out of memory (logged). */
+static pv_toolcall_parser *tc_parser_new(const gen_prep *g) {
+    if (g->tc_format == PV_TOOLCALL_NONE) return NULL;
+    json_t *names = json_array();
+    for (size_t i = 0; names && i < g->r->n_tools; i++)
+        if (g->r->tools[i].input_schema) json_array_append_new(names, json_string(g->r->tools[i].name));
+    pv_toolcall_parser *p = NULL;
+    pv_error err = {0};
+    if (!names || pv_toolcall_parser_init(&p, g->tc_format, names, pv_api_new_seed(), &err) != PV_OK)
+        PV_LOG_E("server", "tool-call parser: %s", names ? err.msg : "out of memory");
+    json_decref(names);
+    return p;
+}
+
+/* Tool ids are "toolu_…" (Anthropic); OpenAI clients expect "call_…". Writes the id for
+ * family fam into out. */
+static void tc_id_for(pv_api_family fam, const char *id, char *out, size_t cap) {
+    static const char pre[] = "toolu_";
+    if (fam == PV_API_OPENAI && !strncmp(id, pre, sizeof pre - 1))
+        snprintf(out, cap, "call_%s", id + sizeof pre - 1);
+    else
+        snprintf(out, cap, "%s", id);
+}
+
+/* The content blocks of a whole response: text runs and tool calls in order. */
+typedef struct block_list {
+    pv_api_family fam;
+    pv_api_out_block *b;
+    size_t n, cap;
+    text_buf cur; /* text not yet closed into a block */
+    bool failed;
+} block_list;
+
+static pv_api_out_block *bl_push(block_list *l) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        pv_api_out_block *nb = realloc(l->b, cap * sizeof *nb);
+        if (!nb) {
+            l->failed = true;
+            return NULL;
+        }
+        l->b = nb;
+        l->cap = cap;
+    }
+    memset(&l->b[l->n], 0, sizeof l->b[l->n]);
+    return &l->b[l->n++];
+}
+
+static void bl_close_text(block_list *l) {
+    if (!l->cur.len) return;
+    pv_api_out_block *b = bl_push(l);
+    if (!b) return;
+    b->type = PV_API_BLOCK_TEXT;
+    b->text = l->cur.p; /* the block takes the buffer */
+    l->cur = (text_buf){0};
+}
+
+static void bl_on_event(void *ud, const pv_toolcall_event *ev) {
+    block_list *l = ud;
+    if (ev->kind == PV_TOOLCALL_EV_TEXT) {
+        if (!tb_append(&l->cur, ev->text, ev->len)) l->failed = true;
+        return;
+    }
+    bl_close_text(l);
+    pv_api_out_block *b = bl_push(l);
+    if (!b) return;
+    char id[64];
+    tc_id_for(l->fam, ev->id, id, sizeof id);
+    b->type = PV_API_BLOCK_TOOL_USE;
+    b->id = strdup(id);
+    b->name = strdup(ev->name);
+    b->input = json_incref(ev->input);
+    if (!b->id || !b->name) l->failed = true;
+}
+
+static void bl_free(block_list *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        free((char *)l->b[i].text);
+        free((char *)l->b[i].id);
+        free((char *)l->b[i].name);
+        json_decref((json_t *)l->b[i].input);
+    }
+    free(l->b);
+    free(l->cur.p);
+}
+
+/* A finished run's stop reason: tool_use once the model called a tool and stopped by itself. */
+static pv_api_stop_reason final_reason(pv_finish f, bool clamped, size_t n_calls) {
+    if (n_calls && (f == PV_FINISH_EOG || f == PV_FINISH_STOP)) return PV_API_STOP_TOOL_USE;
+    return stop_reason_of(f, clamped);
+}
+
 static void respond_whole(const pv_http_request *req, pv_http_response *resp, pv_api_family fam,
                           gen_prep *g, pv_job *job) {
     text_buf tb = {0};
@@ -180,15 +281,40 @@ static void respond_whole(const pv_http_request *req, pv_http_response *resp, pv
     }
     char id[64];
     pv_api_new_id(fam == PV_API_OPENAI ? "chatcmpl-" : "msg_", id, sizeof id);
-    pv_api_out_block blk = {.type = PV_API_BLOCK_TEXT, .text = tb.p};
-    pv_api_response r = {.id = id, .model = g->r->model, .blocks = &blk,
-                         .n_blocks = (tb.len || fam == PV_API_OPENAI) ? 1 : 0,
-                         .stop_reason = stop_reason_of(f, g->clamped),
-                         .stop_sequence = f == PV_FINISH_STOP && stop_index >= 0 ? g->r->stop[stop_index] : NULL,
+    /* split the text into text and tool_use blocks (no tools: one text block) */
+    block_list bl = {.fam = fam};
+    size_t n_calls = 0;
+    pv_toolcall_parser *tp = tc_parser_new(g);
+    if (tp) {
+        pv_toolcall_parser_feed(tp, tb.p, tb.len, bl_on_event, &bl);
+        pv_toolcall_parser_finish(tp, bl_on_event, &bl);
+        n_calls = pv_toolcall_parser_calls(tp);
+        pv_toolcall_parser_free(tp);
+    } else if (tb.len && !tb_append(&bl.cur, tb.p, tb.len)) {
+        bl.failed = true;
+    }
+    free(tb.p);
+    bl_close_text(&bl);
+    if (bl.n == 0 && fam == PV_API_OPENAI) { /* OpenAI: content "" rather than no message */
+        pv_api_out_block *b = bl_push(&bl);
+        if (b) {
+            b->type = PV_API_BLOCK_TEXT;
+            b->text = strdup("");
+        }
+    }
+    if (bl.failed) {
+        bl_free(&bl);
+        pv_http_error(req, resp, 500, "out of memory");
+        return;
+    }
+    pv_api_response r = {.id = id, .model = g->r->model, .blocks = bl.b, .n_blocks = bl.n,
+                         .stop_reason = final_reason(f, g->clamped, n_calls),
+                         .stop_sequence = f == PV_FINISH_STOP && stop_index >= 0 && !n_calls
+                                              ? g->r->stop[stop_index] : NULL,
                          .usage = {.input_tokens = n_prompt, .output_tokens = n_gen},
                          .created = (int64_t)time(NULL)};
     char *body = fam == PV_API_OPENAI ? pv_api_openai_completion_json(&r) : pv_api_anthropic_message_json(&r);
-    free(tb.p);
+    bl_free(&bl);
     set_json_body(req, resp, 200, body);
 }
 
@@ -208,6 +334,9 @@ typedef struct gen_stream {
     size_t n_carry;
     int client_fd;      /* to notice a client that hung up while nothing is being sent */
     double last_sent;   /* time of the last bytes handed to the server */
+    pv_toolcall_parser *tp; /* reads tool calls out of the text; NULL without tools */
+    text_buf frames;        /* SSE frames produced by the parser's events */
+    bool frames_failed;
 } gen_stream;
 
 static void gs_free(void *cls) {
@@ -215,9 +344,42 @@ static void gs_free(void *cls) {
     if (!s) return;
     pv_job_release(s->job); /* cancels the job if the client left early */
     pv_api_stream_free(s->as);
+    pv_toolcall_parser_free(s->tp);
+    free(s->frames.p);
     prep_free(&s->g);
     free(s->out);
     free(s);
+}
+
+/* Parser event → SSE frames (text deltas, or a whole tool_use block / tool_calls chunk). */
+static void gs_on_event(void *ud, const pv_toolcall_event *ev) {
+    gen_stream *s = ud;
+    char *frame;
+    if (ev->kind == PV_TOOLCALL_EV_TEXT) {
+        frame = pv_api_stream_text(s->as, ev->text, ev->len);
+    } else {
+        char id[64];
+        tc_id_for(s->g.r->family, ev->id, id, sizeof id);
+        pv_api_out_block b = {.type = PV_API_BLOCK_TOOL_USE, .id = id, .name = ev->name,
+                              .input = ev->input};
+        frame = pv_api_stream_tool_use(s->as, &b);
+    }
+    if (!frame || !tb_append(&s->frames, frame, strlen(frame))) s->frames_failed = true;
+    free(frame);
+}
+
+/* Generated text → SSE frames (malloc'ed; "" when the parser holds everything back; NULL
+ * when out of memory). Without tools the text goes straight out as deltas; with tools it
+ * goes through the parser, which releases text as soon as it cannot be a call. final:
+ * the end of the output (the parser flushes what it held). */
+static char *gs_text(gen_stream *s, const char *text, size_t len, bool final) {
+    if (!s->tp) return pv_api_stream_text(s->as, text, len);
+    s->frames.len = 0;
+    if (s->frames.p) s->frames.p[0] = '\0';
+    if (len) pv_toolcall_parser_feed(s->tp, text, len, gs_on_event, s);
+    if (final) pv_toolcall_parser_finish(s->tp, gs_on_event, s);
+    if (s->frames_failed) return NULL;
+    return strdup(s->frames.p ? s->frames.p : "");
 }
 
 /* Replaces the (fully sent) output with a new malloc'ed frame; false when out of memory. */
@@ -250,14 +412,23 @@ static bool gs_advance(gen_stream *s) {
         if (pv_http_client_gone(s->client_fd)) return false;
         if (pv_time_now() - s->last_sent >= interval) break;
     }
-    s->last_sent = pv_time_now();
     len += s->n_carry;
     size_t ok = done ? len : utf8_complete(buf, len);
     s->n_carry = len - ok;
     memcpy(s->carry, buf + ok, s->n_carry);
-    if (!done) return gs_set(s, ok ? pv_api_stream_text(s->as, buf, ok) : pv_api_stream_ping(s->as));
+    if (!done) {
+        char *frames = ok ? gs_text(s, buf, ok, false) : pv_api_stream_ping(s->as);
+        /* a ping also goes out while the parser holds a tool call back for long */
+        if (frames && !*frames && pv_time_now() - s->last_sent >= interval) {
+            free(frames);
+            frames = pv_api_stream_ping(s->as);
+        }
+        if (frames && *frames) s->last_sent = pv_time_now();
+        return gs_set(s, frames);
+    }
+    s->last_sent = pv_time_now();
     /* the end: the last text, then the closing events */
-    char *text = pv_api_stream_text(s->as, buf, ok);
+    char *text = gs_text(s, buf, ok, true);
     int stop_index = -1, n_prompt = 0, n_gen = 0;
     pv_finish f = pv_job_finish(s->job, &stop_index, &n_prompt, &n_gen);
     usage.output_tokens = n_gen;
@@ -269,7 +440,9 @@ static bool gs_advance(gen_stream *s) {
         tail = pv_api_stream_error(s->as, &e);
     } else {
         const char *seq = f == PV_FINISH_STOP && stop_index >= 0 ? s->g.r->stop[stop_index] : NULL;
-        tail = pv_api_stream_end(s->as, stop_reason_of(f, s->g.clamped), seq, &usage);
+        size_t n_calls = s->tp ? pv_toolcall_parser_calls(s->tp) : 0;
+        tail = pv_api_stream_end(s->as, final_reason(f, s->g.clamped, n_calls), n_calls ? NULL : seq,
+                                 &usage);
     }
     if (!text || !tail) {
         free(text);
@@ -331,7 +504,8 @@ static void generate(const pv_http_request *req, pv_http_response *resp, pv_api_
     s->client_fd = req->client_fd;
     s->last_sent = pv_time_now();
     s->as = pv_api_stream_new(fam, id, g.r->model, (int64_t)time(NULL), g.r->stream_include_usage);
-    if (!s->as) {
+    s->tp = tc_parser_new(&s->g);
+    if (!s->as || (s->g.tc_format != PV_TOOLCALL_NONE && !s->tp)) {
         gs_free(s);
         pv_http_error(req, resp, 500, "out of memory");
         return;
@@ -357,4 +531,33 @@ void pv_route_count_tokens(const pv_http_request *req, pv_http_response *resp) {
     char *body = pv_api_anthropic_count_tokens_json((int64_t)g.n_ids);
     prep_free(&g);
     set_json_body(req, resp, 200, body);
+}
+
+/* ---- the app ---- */
+
+pv_status pv_gen_app_init(pv_gen_app *app, pv_model *model, pv_tokenizer *tok, pv_sched *sched,
+                          pv_error *err) {
+    memset(app, 0, sizeof *app);
+    app->model = model;
+    app->tok = tok;
+    app->sched = sched;
+    app->ping_interval_s = 5.0;
+    char *tmpl = pv_meta_get_strdup(model->file, "tokenizer.chat_template");
+    pv_status st = pv_api_chat_init(tmpl, tok, &app->chat, err);
+    free(tmpl);
+    if (st != PV_OK) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return pv_error_set(err, st, "the model's chat template: %s", why);
+    }
+    st = pv_grammar_vocab_init(tok, &app->gvocab, err);
+    if (st != PV_OK) pv_gen_app_free(app);
+    return st;
+}
+
+void pv_gen_app_free(pv_gen_app *app) {
+    pv_api_chat_free(app->chat);
+    pv_grammar_vocab_free(app->gvocab);
+    app->chat = NULL;
+    app->gvocab = NULL;
 }

@@ -502,6 +502,12 @@ pv_status pv_tokenizer_init(const pv_weights *w, pv_tokenizer **out, pv_error *e
     if (t->eos >= 0) t->eog[t->eos] = 1;
     if (t->eot >= 0) t->eog[t->eot] = 1;
     if (t->eom >= 0) t->eog[t->eom] = 1;
+    /* A generated BOS starts a new document, so the current one (the answer) is over. This is
+     * llama2.c's stopping rule, and the only one TinyStories models such as stories260K have:
+     * they were trained on BOS-delimited stories and never emit EOS (without it a chat turn on
+     * them runs to the end of the context). llama.cpp does not stop there; no chat answer
+     * legitimately contains a BOS. */
+    if (t->bos >= 0) t->eog[t->bos] = 1;
 
     /* Phi-3: llama.cpp strips whitespace right of every special token except <unk>, <s>
      * and <|endoftext|> (the HF added tokens carry rstrip) */

@@ -293,11 +293,50 @@ static pv_request *parse_ok(const char *text, bool ct) {
     return r;
 }
 
-static char *render(const pv_request *r, pv_api_prompt_style s) {
+/* The stories260K tokenizer (no chat template: the ChatML fallback) shared by the tests. */
+static pv_weights *g_stories_w;
+static pv_tokenizer *g_stories_tok;
+static pv_api_chat *g_fallback;
+
+static int setup_chat(void **state) {
+    (void)state;
+    char *path = pv_test_data_path("models/stories260K.gguf");
+    pv_error err;
+    if (pv_weights_open(path, &g_stories_w, &err) != PV_OK) fail_msg("open: %s", err.msg);
+    if (pv_tokenizer_init(g_stories_w, &g_stories_tok, &err) != PV_OK) fail_msg("tok: %s", err.msg);
+    if (pv_api_chat_init(NULL, g_stories_tok, &g_fallback, &err) != PV_OK) fail_msg("chat: %s", err.msg);
+    free(path);
+    return 0;
+}
+
+static int teardown_chat(void **state) {
+    (void)state;
+    pv_api_chat_free(g_fallback);
+    pv_tokenizer_free(g_stories_tok);
+    pv_weights_free(g_stories_w);
+    return 0;
+}
+
+/* The fallback (ChatML) rendering of r. */
+static char *render(const pv_request *r) {
     char *text;
-    pv_error e;
-    assert_int_equal(pv_api_render_prompt(r, s, &text, &e), PV_OK);
+    size_t len;
+    pv_api_error e;
+    if (pv_api_chat_render(g_fallback, r, &text, &len, &e) != PV_OK) fail_msg("render: %s", e.message);
+    assert_int_equal(strlen(text), len);
     return text;
+}
+
+/* Asserts that r's template context equals the hand-written `expected` (quotes as '). */
+static void assert_context(const pv_request *r, const char *expected) {
+    json_t *ctx = pv_api_chat_context(g_fallback, r);
+    json_t *want = J(expected);
+    if (!json_equal(ctx, want)) {
+        char *a = json_dumps(ctx, JSON_INDENT(1)), *b = json_dumps(want, JSON_INDENT(1));
+        fail_msg("context\n%s\n!= expected\n%s", a, b);
+    }
+    json_decref(ctx);
+    json_decref(want);
 }
 
 static void test_anthropic_contract_body(void **state) {
@@ -331,19 +370,19 @@ static void test_anthropic_contract_body(void **state) {
     pv_api_error err;
     assert_int_equal(pv_api_request_check_text_only(r, &err), PV_OK);
 
-    /* The documented PLAIN and CHATML renderings, written out by hand. */
-    char *plain = render(r, PV_API_PROMPT_PLAIN);
-    assert_string_equal(plain, "System: Be brief.\n\nUser: Hi\n\nAssistant: Hello\n\n"
-                               "User: Tell a story\n\nAssistant:");
-    char *chatml = render(r, PV_API_PROMPT_CHATML);
+    /* The template context (docs/chat.md) and the ChatML fallback, written out by hand. */
+    assert_context(r, "{'messages':[{'role':'system','content':'Be brief.'},"
+                      "{'role':'user','content':'Hi'},{'role':'assistant','content':'Hello'},"
+                      "{'role':'user','content':'Tell a story'}],'add_generation_prompt':true,"
+                      "'bos_token':'<s>','eos_token':'</s>','enable_thinking':false}");
+    char *chatml = render(r);
     assert_string_equal(chatml, "<|im_start|>system\nBe brief.<|im_end|>\n"
                                 "<|im_start|>user\nHi<|im_end|>\n"
                                 "<|im_start|>assistant\nHello<|im_end|>\n"
                                 "<|im_start|>user\nTell a story<|im_end|>\n"
                                 "<|im_start|>assistant\n");
-    char *again = render(r, PV_API_PROMPT_PLAIN);
-    assert_string_equal(plain, again); /* deterministic */
-    free(plain);
+    char *again = render(r);
+    assert_string_equal(chatml, again); /* deterministic */
     free(chatml);
     free(again);
     pv_request_free(r);
@@ -394,17 +433,26 @@ static void test_merge_prefill_tools(void **state) {
     assert_true(tr->is_error);
     assert_string_equal(tr->id, "t1");
     assert_int_equal(tr->n_content, 1);
-    char *plain = render(r, PV_API_PROMPT_PLAIN);
-    assert_string_equal(
-        plain,
-        "System: # Tools\nTo call a tool, write <tool_use id=\"ID\" name=\"NAME\">JSON input"
-        "</tool_use>. Available tools (JSON):\n"
-        "[{\"description\":\"Reads\",\"input_schema\":{\"type\":\"object\"},\"name\":\"Read\"}]\n"
-        "You must call the tool \"Read\".\n\n"
-        "User: a\nb\n\n"
-        "Assistant: <tool_use id=\"t1\" name=\"Read\">{\"a\":1,\"b\":2}</tool_use>\n\n"
-        "User: <tool_result tool_use_id=\"t1\" is_error=\"true\">boom</tool_result>\n\n"
-        "Assistant: Once upon");
+    /* tool_use → tool_calls with arguments as an object (client key order kept), the error
+     * result → a "tool" message with "Error: ", thinking dropped, the prefill left open */
+    assert_context(r, "{'messages':[{'role':'user','content':'a\\nb'},"
+                      "{'role':'assistant','content':'','tool_calls':[{'id':'t1','type':'function',"
+                      "'function':{'name':'Read','arguments':{'b':2,'a':1}}}]},"
+                      "{'role':'tool','tool_call_id':'t1','name':'Read','content':'Error: boom'},"
+                      "{'role':'assistant','content':'Once upon'}],"
+                      "'tools':[{'type':'function','function':{'name':'Read','description':'Reads',"
+                      "'parameters':{'type':'object'}}}],'add_generation_prompt':false,"
+                      "'bos_token':'<s>','eos_token':'</s>','enable_thinking':false}");
+    char *plain = render(r);
+    assert_non_null(strstr(plain, "<tools>\n{\"type\": \"function\", \"function\": {\"name\": "
+                                  "\"Read\", \"description\": \"Reads\", \"parameters\": "
+                                  "{\"type\": \"object\"}}}\n</tools>"));
+    assert_non_null(strstr(plain, "<|im_start|>assistant\n<tool_call>\n{\"name\": \"Read\", "
+                                  "\"arguments\": {\"b\": 2, \"a\": 1}}\n</tool_call><|im_end|>\n"
+                                  "<|im_start|>user\n<tool_response>\nError: boom\n"
+                                  "</tool_response><|im_end|>\n"));
+    const char *end = "<|im_start|>assistant\nOnce upon"; /* continued, not closed */
+    assert_string_equal(plain + strlen(plain) - strlen(end), end);
     free(plain);
     pv_request_free(r);
 }
@@ -441,15 +489,20 @@ static void test_claude_code_body(void **state) {
     assert_int_equal(r->n_messages, 2);
     assert_int_equal(r->messages[1].role, PV_API_ROLE_SYSTEM);
     assert_false(r->prefill);
-    char *plain = render(r, PV_API_PROMPT_PLAIN);
+    /* the billing header is dropped, the in-conversation system turn folded into the one
+     * system message, the server tool (no schema) left out of the tools */
+    assert_context(r, "{'messages':[{'role':'system','content':'You are Claude Code.\\nBe concise."
+                      "\\n\\nReminder: todo list is empty.'},{'role':'user','content':'say hi'}],"
+                      "'tools':[{'type':'function','function':{'name':'Bash','description':"
+                      "'Runs a command','parameters':{'type':'object','properties':{'command':"
+                      "{'type':'string'}},'required':['command']}}},{'type':'function','function':"
+                      "{'name':'Read','description':'Reads a file','parameters':{'type':'object'}}}],"
+                      "'add_generation_prompt':true,'bos_token':'<s>','eos_token':'</s>',"
+                      "'enable_thinking':true}");
+    char *plain = render(r);
     assert_null(strstr(plain, "x-anthropic-billing-header"));
     assert_null(strstr(plain, "cch=abc123"));
-    assert_non_null(strstr(plain, "System: You are Claude Code.\nBe concise.\n\n# Tools\n"));
-    assert_non_null(strstr(plain, "\"name\":\"web_search\""));
-    const char *tail = "User: say hi\n\nSystem: Reminder: todo list is empty.\n\nAssistant:";
-    size_t lp = strlen(plain), lt = strlen(tail);
-    assert_true(lp > lt);
-    assert_string_equal(plain + lp - lt, tail);
+    assert_null(strstr(plain, "web_search"));
     pv_request_free(r);
 
     /* A different billing header gives the same prompt (prefix stability). */
@@ -457,7 +510,7 @@ static void test_claude_code_body(void **state) {
     char *p = strstr(other, "abc123");
     memcpy(p, "zzz999", 6);
     pv_request *r2 = parse_ok(other, false);
-    char *plain2 = render(r2, PV_API_PROMPT_PLAIN);
+    char *plain2 = render(r2);
     assert_string_equal(plain, plain2);
     free(plain2);
     pv_request_free(r2);
@@ -527,19 +580,15 @@ static void test_openai_good(void **state) {
     assert_int_equal(r->messages[2].blocks[0].type, PV_API_BLOCK_TOOL_RESULT);
     assert_string_equal(r->messages[2].blocks[0].content[0].text, "42");
     assert_int_equal(r->messages[3].role, PV_API_ROLE_SYSTEM);
-    char *plain = render(r, PV_API_PROMPT_PLAIN);
-    assert_string_equal(
-        plain,
-        "System: Be brief.\n\n# Tools\nTo call a tool, write <tool_use id=\"ID\" name=\"NAME\">"
-        "JSON input</tool_use>. Available tools (JSON):\n"
-        "[{\"input_schema\":{\"type\":\"object\"},\"name\":\"f\"}]\n"
-        "You must call one of the tools.\n\n"
-        "User: a\n\n"
-        "Assistant: <tool_use id=\"c1\" name=\"f\">{\"x\":1}</tool_use>\n\n"
-        "User: <tool_result tool_use_id=\"c1\">42</tool_result>\n\n"
-        "System: later\n\n"
-        "Assistant:");
-    free(plain);
+    /* OpenAI maps to the same template context as Anthropic: developer → system (folded),
+     * tool_calls with arguments as an object, the tool message with its tool's name */
+    assert_context(r, "{'messages':[{'role':'system','content':'Be brief.\\n\\nlater'},"
+                      "{'role':'user','content':'a'},{'role':'assistant','content':'',"
+                      "'tool_calls':[{'id':'c1','type':'function','function':{'name':'f',"
+                      "'arguments':{'x':1}}}]},{'role':'tool','tool_call_id':'c1','name':'f',"
+                      "'content':'42'}],'tools':[{'type':'function','function':{'name':'f',"
+                      "'parameters':{'type':'object'}}}],'add_generation_prompt':true,"
+                      "'bos_token':'<s>','eos_token':'</s>','enable_thinking':false}");
     pv_request_free(r);
 
     /* The same conversation in both APIs renders to the same prompt. */
@@ -553,7 +602,7 @@ static void test_openai_good(void **state) {
     assert_int_equal(pv_api_openai_parse(oa, &ro, &err), PV_OK);
     assert_int_equal(pv_api_anthropic_parse(an, false, &ra, &err), PV_OK);
     assert_false(ro->has_max_tokens);
-    char *po = render(ro, PV_API_PROMPT_CHATML), *pa = render(ra, PV_API_PROMPT_CHATML);
+    char *po = render(ro), *pa = render(ra);
     assert_string_equal(po, pa);
     free(po);
     free(pa);
@@ -1006,7 +1055,13 @@ static void test_mutations(void **state) {
                     runs++;
                     if (st == PV_OK) {
                         accepted++;
-                        char *text = render(r, PV_API_PROMPT_PLAIN);
+                        /* an accepted body renders, or is refused as a 400 (e.g. an
+                         * empty prefill the template cannot continue) — never worse */
+                        char *text = NULL;
+                        size_t len;
+                        pv_api_error re;
+                        pv_status rs = pv_api_chat_render(g_fallback, r, &text, &len, &re);
+                        if (rs != PV_OK) assert_int_equal(re.kind, PV_API_ERR_INVALID_REQUEST);
                         free(text);
                         pv_request_free(r);
                     } else {
@@ -1202,11 +1257,7 @@ static pv_tokenizer *load_tok(const char *path, pv_weights **w) {
 
 static void test_count_tokens_stories(void **state) {
     (void)state;
-    char *path = pv_test_data_path("models/stories260K.gguf");
-    pv_weights *w;
-    pv_tokenizer *tok = load_tok(path, &w);
-    free(path);
-    assert_int_equal(pv_api_prompt_style_for(tok), PV_API_PROMPT_PLAIN);
+    pv_tokenizer *tok = g_stories_tok;
     const char *bodies[] = {
         claude_code_body,
         "{'model':'m','max_tokens':5,'system':'Tell stories.','messages':[{'role':'user',"
@@ -1214,24 +1265,27 @@ static void test_count_tokens_stories(void **state) {
     };
     for (size_t i = 0; i < PV_ARRAY_LEN(bodies); i++) {
         pv_request *r = parse_ok(bodies[i], false);
-        char *text = render(r, PV_API_PROMPT_PLAIN);
+        char *text = render(r);
         int32_t *ids;
         size_t n_ids;
         pv_error err;
-        assert_int_equal(pv_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids,
+        /* the rendering, encoded with the model's own BOS rule and special tokens parsed */
+        assert_int_equal(pv_tokenizer_encode(tok, text, strlen(text), true, true, &ids, &n_ids,
                                              &err),
                          PV_OK);
         int n = -1;
-        assert_int_equal(pv_api_count_tokens(r, tok, &n, &err), PV_OK);
+        pv_api_error e;
+        assert_int_equal(pv_api_count_tokens(r, g_fallback, tok, &n, &e), PV_OK);
         assert_int_equal(n, (int)n_ids);
         assert_true(n > 10);
-        /* stories260K adds BOS (id 1 per the manifest) */
+        /* stories260K adds BOS (id 1 per the manifest), exactly once */
         int32_t *ids2;
         size_t n2;
-        assert_int_equal(pv_api_prompt_tokens(r, tok, &ids2, &n2, &err), PV_OK);
+        assert_int_equal(pv_api_prompt_tokens(r, g_fallback, tok, &ids2, &n2, &e), PV_OK);
         assert_int_equal(n2, n_ids);
         assert_memory_equal(ids, ids2, n2 * sizeof *ids);
         assert_int_equal(ids2[0], 1);
+        assert_int_not_equal(ids2[1], 1);
         /* the decoded prompt is the rendered text */
         char *dec = pv_tokenizer_decode(tok, ids2 + 1, n2 - 1, false);
         assert_string_equal(dec, text);
@@ -1247,24 +1301,31 @@ static void test_count_tokens_stories(void **state) {
                              "'hi'}]}",
                              false);
     int na, nb;
-    pv_error err;
-    assert_int_equal(pv_api_count_tokens(a, tok, &na, &err), PV_OK);
-    assert_int_equal(pv_api_count_tokens(b, tok, &nb, &err), PV_OK);
+    pv_api_error e;
+    assert_int_equal(pv_api_count_tokens(a, g_fallback, tok, &na, &e), PV_OK);
+    assert_int_equal(pv_api_count_tokens(b, g_fallback, tok, &nb, &e), PV_OK);
     assert_int_equal(na, nb);
     pv_request_free(a);
     pv_request_free(b);
-    pv_tokenizer_free(tok);
-    pv_weights_free(w);
 }
 
-static void test_count_tokens_chatml(void **state) {
+/* A model with its own template (the qwen3 fixture's): its ChatML markers are single
+ * tokens, a raised template error is a 400 with the template's message. */
+static void test_count_tokens_model_template(void **state) {
     (void)state;
     char *path = pv_test_fixture_path("qwen3/qwen3-f32.gguf");
     if (!path) skip();
     pv_weights *w;
     pv_tokenizer *tok = load_tok(path, &w);
     free(path);
-    assert_int_equal(pv_api_prompt_style_for(tok), PV_API_PROMPT_CHATML);
+    char *src = pv_meta_get_strdup(w, "tokenizer.chat_template");
+    assert_non_null(src);
+    pv_api_chat *chat;
+    pv_error err;
+    assert_int_equal(pv_api_chat_init(src, tok, &chat, &err), PV_OK);
+    assert_false(pv_api_chat_is_fallback(chat));
+    assert_int_equal(pv_api_chat_toolcall_format(chat), PV_TOOLCALL_HERMES);
+    free(src);
     int32_t im_start = pv_tokenizer_find(tok, "<|im_start|>", 12);
     int32_t im_end = pv_tokenizer_find(tok, "<|im_end|>", 10);
     assert_true(im_start >= 0 && im_end >= 0);
@@ -1273,8 +1334,8 @@ static void test_count_tokens_chatml(void **state) {
                              false);
     int32_t *ids;
     size_t n;
-    pv_error err;
-    assert_int_equal(pv_api_prompt_tokens(r, tok, &ids, &n, &err), PV_OK);
+    pv_api_error e;
+    assert_int_equal(pv_api_prompt_tokens(r, chat, tok, &ids, &n, &e), PV_OK);
     /* three turns opened (system, user, assistant) and two closed, as single tokens */
     int opens = 0, closes = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1284,12 +1345,72 @@ static void test_count_tokens_chatml(void **state) {
     assert_int_equal(opens, 3);
     assert_int_equal(closes, 2);
     int cnt;
-    assert_int_equal(pv_api_count_tokens(r, tok, &cnt, &err), PV_OK);
+    assert_int_equal(pv_api_count_tokens(r, chat, tok, &cnt, &e), PV_OK);
     assert_int_equal(cnt, (int)n);
     free(ids);
     pv_request_free(r);
+    pv_api_chat_free(chat);
+
+    /* raise_exception → 400 carrying the template's own message */
+    const char *strict = "{% if messages|length > 1 %}{{ raise_exception('Only one message is "
+                         "supported') }}{% endif %}{{ messages[0].content }}";
+    assert_int_equal(pv_api_chat_init(strict, tok, &chat, &err), PV_OK);
+    r = parse_ok("{'model':'m','max_tokens':5,'messages':[{'role':'user','content':'Hi'},"
+                 "{'role':'assistant','content':'Yo'},{'role':'user','content':'Again'}]}",
+                 false);
+    assert_int_equal(pv_api_prompt_tokens(r, chat, tok, &ids, &n, &e), PV_ERR_INVALID);
+    assert_int_equal(e.kind, PV_API_ERR_INVALID_REQUEST);
+    assert_string_equal(e.message, "Only one message is supported");
+    pv_request_free(r);
+    pv_api_chat_free(chat);
+    /* a template that does not parse fails at load, with its position */
+    assert_int_not_equal(pv_api_chat_init("{% if %}", tok, &chat, &err), PV_OK);
+    assert_non_null(strstr(err.msg, "line 1"));
     pv_tokenizer_free(tok);
     pv_weights_free(w);
+}
+
+/* A template blind to system messages, tools, tool calls and tool results (Phi-3's of April
+ * 2024): all four are written into the messages it does render. Expected context by hand. */
+static void test_template_polyfill(void **state) {
+    (void)state;
+    const char *phi3 =
+        "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}"
+        "{{'<|user|>' + '\\n' + message['content'] + '<|end|>' + '\\n' + '<|assistant|>' + '\\n'}}"
+        "{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\\n'}}"
+        "{% endif %}{% endfor %}";
+    pv_api_chat *chat;
+    pv_error err;
+    assert_int_equal(pv_api_chat_init(phi3, g_stories_tok, &chat, &err), PV_OK);
+    assert_int_equal(pv_api_chat_toolcall_format(chat), PV_TOOLCALL_JSON);
+    pv_request *r = parse_ok(
+        "{'model':'m','max_tokens':5,'system':'Be brief.','messages':[{'role':'user','content':'a'},"
+        "{'role':'assistant','content':[{'type':'text','text':'Sure.'},{'type':'tool_use','id':'t1',"
+        "'name':'Read','input':{'p':'x'}}]},{'role':'user','content':[{'type':'tool_result',"
+        "'tool_use_id':'t1','content':'data'},{'type':'text','text':'thanks'}]}],"
+        "'tools':[{'name':'Read','input_schema':{'type':'object'}}]}",
+        false);
+    json_t *ctx = pv_api_chat_context(chat, r);
+    json_t *want = J(
+        "{'messages':[{'role':'user','content':'Be brief.\\n\\n# Tools\\n\\nYou may call one of the "
+        "tools below. To call a tool, reply with only this, nothing before it:\\n{\\'name\\': "
+        "\\'TOOL_NAME\\', \\'arguments\\': {}}\\nwith the name of the tool and a JSON object of its "
+        "arguments.\\n\\nTools (JSON):\\n{\\'name\\': \\'Read\\', \\'parameters\\': {\\'type\\': "
+        "\\'object\\'}}\\n\\na'},"
+        "{'role':'assistant','content':'Sure.\\n{\\'name\\': \\'Read\\', \\'arguments\\': "
+        "{\\'p\\': \\'x\\'}}'},"
+        "{'role':'user','content':'<tool_response name=\\'Read\\'>\\ndata\\n</tool_response>\\n"
+        "thanks'}],"
+        "'tools':[{'type':'function','function':{'name':'Read','parameters':{'type':'object'}}}],"
+        "'add_generation_prompt':true,'bos_token':'<s>','eos_token':'</s>','enable_thinking':false}");
+    if (!json_equal(ctx, want)) {
+        char *a = json_dumps(ctx, JSON_INDENT(1)), *b = json_dumps(want, JSON_INDENT(1));
+        fail_msg("context\n%s\n!= expected\n%s", a, b);
+    }
+    json_decref(ctx);
+    json_decref(want);
+    pv_request_free(r);
+    pv_api_chat_free(chat);
 }
 
 int main(void) {
@@ -1311,7 +1432,8 @@ int main(void) {
         cmocka_unit_test(test_stream_assembler),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_count_tokens_stories),
-        cmocka_unit_test(test_count_tokens_chatml),
+        cmocka_unit_test(test_count_tokens_model_template),
+        cmocka_unit_test(test_template_polyfill),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup_chat, teardown_chat);
 }
