@@ -1,6 +1,6 @@
 # Pensieve — top-level targets over CMake.
 #   make         build build/pensieve and the engine library
-#   make run     set up, build, run the default job
+#   make run     set up, build, serve the default model on http://127.0.0.1:7777
 #   make test    set up (packages, npm test deps, fixtures), build, run every test through
 #                CTest, then build and run the suite again under ASan + UBSan
 SHELL := /bin/bash
@@ -39,8 +39,11 @@ test-asan: $(ASAN_BUILD)/CMakeCache.txt
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j$(JOBS) -LE no-asan
 
-run: setup build
-	./$(BUILD)/pensieve run -m "$(MODEL)" -p "Once upon a time" -n 200
+# the server in the foreground on 127.0.0.1:7777 (Ctrl-C stops it); ARGS adds flags
+run:
+	@bash scripts/setup.sh --runtime
+	@$(MAKE) --no-print-directory build
+	./$(BUILD)/pensieve start -m "$(MODEL)" $(ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

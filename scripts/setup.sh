@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh — installs what the build and the tests need, only what is missing:
 # Debian packages (when run as root; otherwise it says what to install) and the npm
-# packages the test oracles use, into tests/node/node_modules. Idempotent and quiet when
-# everything is already there.
+# packages the tests use (tests/node, tests/claude; not with --runtime). Idempotent and quiet
+# when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,9 @@ if ((${#missing[@]})); then
     exit 1
   fi
 fi
+
+# `setup.sh --runtime` (make run) stops here: the npm packages are only for the tests.
+[[ ${1:-} == --runtime ]] && exit 0
 
 # npm test dependencies, reinstalled only when their package.json changed: tests/node (the
 # oracles and client SDKs, small) and tests/claude (Claude Code, a ~380 MB native binary,

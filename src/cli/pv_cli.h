@@ -20,6 +20,8 @@ int pv_cmd_tokenize(int argc, char **argv);
 int pv_cmd_bench(int argc, char **argv);
 int pv_cmd_synth(int argc, char **argv);
 int pv_cmd_start(int argc, char **argv);
+int pv_cmd_stop(int argc, char **argv);   /* cmd_service.c */
+int pv_cmd_status(int argc, char **argv); /* cmd_service.c */
 int pv_cmd_config(int argc, char **argv);
 int pv_cmd_validate(int argc, char **argv);
 int pv_cmd_template(int argc, char **argv);

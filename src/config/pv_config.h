@@ -131,6 +131,10 @@ typedef enum {
     X(SERVER_DRAIN_TIMEOUT_S, "server", "drain_timeout_s", INT, "30",                          \
       "PENSIEVE_SERVER_DRAIN_TIMEOUT_S", NULL, "--drain-timeout", 0, 86400, NULL, true,        \
       "seconds in-flight requests may run after SIGTERM/SIGINT before they are cut")           \
+    X(SERVER_PID_FILE, "server", "pid_file", STRING, "", "PENSIEVE_SERVER_PID_FILE", NULL,     \
+      "--pid-file", 0, 4096, NULL, false,                                                      \
+      "PID file of start --background, stop, status (\"\": $XDG_RUNTIME_DIR/pensieve.pid, "    \
+      "else ~/.local/state/pensieve/pensieve.pid)")                                            \
     X(PERFORMANCE_THREADS, "performance", "threads", INT, "0", "PENSIEVE_PERFORMANCE_THREADS", \
       "-t", "--threads", 0, 1024, NULL, false, "compute threads (0: one per core)")            \
     X(PERFORMANCE_MEMORY_LIMIT_GB, "performance", "memory_limit_gb", FLOAT, "0",               \
@@ -147,7 +151,9 @@ typedef enum {
     X(LOGGING_FORMAT, "logging", "format", ENUM, "text", "PENSIEVE_LOGGING_FORMAT", NULL,      \
       "--log-format", 0, 0, "text|json", true, "log line format (json: one object per line)")  \
     X(LOGGING_FILE, "logging", "file", STRING, "", "PENSIEVE_LOGGING_FILE", NULL,              \
-      "--log-file", 0, 4096, NULL, false, "log file (\"\": standard error)")                   \
+      "--log-file", 0, 4096, NULL, false,                                                      \
+      "log file (\"\": standard error; with start --background: "                               \
+      "$XDG_STATE_HOME/pensieve/pensieve.log, else ~/.local/state/pensieve/pensieve.log)")      \
     X(LOGGING_MAX_SIZE_MB, "logging", "max_size_mb", INT, "16", "PENSIEVE_LOGGING_MAX_SIZE_MB", \
       NULL, "--log-max-size-mb", 1, 65536, NULL, true,                                         \
       "rotate the log file when it reaches this size, in MiB")                                 \

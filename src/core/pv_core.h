@@ -52,7 +52,11 @@ pv_status pv_error_set(pv_error *err, pv_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void pv_error_clear(pv_error *err);
 
-/* ---- logging ---- */
+/* ---- logging ----
+ * One line per call, written whole (under a mutex) to standard error or to a log file with
+ * size-based rotation. Two formats: text ("[info] server: message key=value ...", prefixed
+ * with an RFC 3339 UTC time when writing to a file) and JSON lines ({"time", "level",
+ * "component", "message", "fields"}). Level and format may change at any time (SIGHUP). */
 typedef enum {
     PV_LOG_ERROR = 0,
     PV_LOG_WARN = 1,
@@ -67,6 +71,55 @@ pv_log_level pv_log_get_level(void);
 bool pv_log_level_parse(const char *s, pv_log_level *out);
 void pv_log_write(pv_log_level lvl, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+typedef enum { PV_LOG_FORMAT_TEXT = 0, PV_LOG_FORMAT_JSON = 1 } pv_log_format;
+void pv_log_set_format(pv_log_format fmt);
+pv_log_format pv_log_get_format(void);
+/* Parses "text|json" (case-insensitive); returns false on an unknown name. */
+bool pv_log_format_parse(const char *s, pv_log_format *out);
+
+/* A structured field of a log line: a key (a literal or a string that outlives the call)
+ * and a typed value. Text format writes key=value (quoted when needed), JSON writes it into
+ * the "fields" object (a non-finite double becomes null). Build them with PV_LF_*. */
+typedef enum {
+    PV_LOG_FIELD_STR,
+    PV_LOG_FIELD_INT,
+    PV_LOG_FIELD_DBL,
+    PV_LOG_FIELD_BOOL
+} pv_log_field_type;
+
+typedef struct pv_log_field {
+    const char *key;
+    pv_log_field_type type;
+    union {
+        const char *s; /* NULL is written as null (JSON) or - (text) */
+        int64_t i;
+        double d;
+        bool b;
+    } v;
+} pv_log_field;
+
+#define PV_LF_STR(k, x) ((pv_log_field){.key = (k), .type = PV_LOG_FIELD_STR, .v.s = (x)})
+#define PV_LF_INT(k, x) ((pv_log_field){.key = (k), .type = PV_LOG_FIELD_INT, .v.i = (int64_t)(x)})
+#define PV_LF_DBL(k, x) ((pv_log_field){.key = (k), .type = PV_LOG_FIELD_DBL, .v.d = (double)(x)})
+#define PV_LF_BOOL(k, x) ((pv_log_field){.key = (k), .type = PV_LOG_FIELD_BOOL, .v.b = (x)})
+
+/* A log line with structured fields (borrowed for the call). A line longer than 8 KiB is
+ * cut (at a UTF-8 boundary in JSON, whose output always stays valid: fields that do not fit
+ * are dropped whole). */
+void pv_log_fields(pv_log_level lvl, const char *component, const pv_log_field *fields,
+                   size_t n_fields, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Sends the log to `path` (appended, created 0644) instead of standard error. Before a line
+ * would make the file larger than max_bytes (0: never rotate), the file is rotated:
+ * path.(N-1) -> path.N, …, path -> path.1 (keep_files = N; 0 keeps none: the file is
+ * truncated instead). If capture_stderr, the file is also made the process's standard
+ * error (again after each rotation), so output from libraries lands in the current file.
+ * Replaces a file opened before. Errors: the file cannot be opened (message names it). */
+pv_status pv_log_file_open(const char *path, uint64_t max_bytes, int keep_files,
+                           bool capture_stderr, pv_error *err);
+/* Back to standard error (the file is closed). No-op when no file is open. */
+void pv_log_file_close(void);
 
 #define PV_LOG_E(comp, ...) pv_log_write(PV_LOG_ERROR, comp, __VA_ARGS__)
 #define PV_LOG_W(comp, ...) pv_log_write(PV_LOG_WARN, comp, __VA_ARGS__)

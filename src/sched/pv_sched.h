@@ -75,6 +75,11 @@ pv_status pv_sched_submit(pv_sched *s, const pv_gen_params *p, pv_job **out, pv_
 /* Active and queued job counts (for /health and metrics). */
 void pv_sched_counts(pv_sched *s, int *active, int *queued);
 int pv_sched_n_ctx(const pv_sched *s);
+/* KV cache use: positions holding a sequence's rows over positions allocated
+ * (n_parallel * n_ctx), 0..1, as of the engine's last step (for metrics; any thread). */
+double pv_sched_kv_usage(pv_sched *s);
+/* Changes how many jobs may wait for a slot (SIGHUP reload); jobs already queued stay. */
+void pv_sched_set_queue_max(pv_sched *s, int n_queue_max);
 
 /* Waits up to timeout_s for new text or the end. Copies up to cap bytes of new text to buf
  * (*len; the rest stays for the next call) and sets *done when the job has ended and all
@@ -84,6 +89,9 @@ pv_status pv_job_wait(pv_job *j, double timeout_s, char *buf, size_t cap, size_t
 /* Final state (valid once done): finish reason, matched stop index (or -1), token counts. */
 pv_finish pv_job_finish(pv_job *j, int *stop_index, int *n_prompt, int *n_generated);
 const char *pv_job_error(pv_job *j);
+/* pv_time_now() stamps of the job's first sampled token and of its end (0: not reached),
+ * for time-to-first-token and tokens/s. */
+void pv_job_times(pv_job *j, double *t_first, double *t_end);
 /* Asks the engine to end the job; it frees the sequence at its next step. */
 void pv_job_cancel(pv_job *j);
 /* The submitter's release (cancels if still running). */

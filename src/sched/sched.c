@@ -34,6 +34,7 @@ struct pv_job {
     pv_finish finish;
     int stop_index;
     int n_gen;
+    double t_first, t_end; /* pv_time_now() of the first sampled token and of the end */
     char err[256];
     atomic_bool cancel;
     /* engine-only */
@@ -63,6 +64,7 @@ struct pv_sched {
     int n_queued;
     pv_job **slots; /* [n_parallel] */
     int n_active;
+    atomic_int kv_used; /* KV positions in use after the last step (engine writes) */
     /* batch scratch [n_batch] */
     int32_t *b_tok, *b_pos, *b_seq;
     int8_t *b_log;
@@ -147,6 +149,7 @@ static void job_end(pv_sched *s, pv_job *j, pv_finish f, int stop_index, const c
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&j->mu);
     j->ended = true;
+    j->t_end = pv_time_now();
     j->finish = f;
     j->stop_index = stop_index;
     if (err) snprintf(j->err, sizeof j->err, "%s", err);
@@ -181,6 +184,11 @@ static void admit(pv_sched *s) {
 /* Handles one sampled token of job j (engine side). */
 static void on_token(pv_sched *s, pv_job *j, int32_t t) {
     pv_sampler_accept(j->smp, t);
+    if (j->t_first == 0) { /* an end-of-generation token counts: it is the first answer */
+        pthread_mutex_lock(&j->mu);
+        j->t_first = pv_time_now();
+        pthread_mutex_unlock(&j->mu);
+    }
     if (pv_tokenizer_is_eog(s->tok, t)) {
         job_end(s, j, PV_FINISH_EOG, -1, NULL);
         return;
@@ -315,6 +323,9 @@ static void *engine_main(void *arg) {
         }
         pthread_mutex_unlock(&s->mu);
         step(s);
+        int used = 0;
+        for (int slot = 0; slot < s->p.n_parallel; slot++) used += pv_kv_seq_len(pv_ctx_kv(s->ctx), slot);
+        atomic_store(&s->kv_used, used);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -419,6 +430,18 @@ void pv_sched_free(pv_sched *s) {
 
 int pv_sched_n_ctx(const pv_sched *s) { return s->p.n_ctx; }
 
+double pv_sched_kv_usage(pv_sched *s) {
+    double total = (double)s->p.n_parallel * (double)s->p.n_ctx;
+    return total > 0 ? (double)atomic_load(&s->kv_used) / total : 0.0;
+}
+
+void pv_sched_set_queue_max(pv_sched *s, int n_queue_max) {
+    /* read by pv_sched_submit under s->mu */
+    pthread_mutex_lock(&s->mu);
+    s->p.n_queue_max = n_queue_max < 0 ? 0 : n_queue_max;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void pv_sched_counts(pv_sched *s, int *active, int *queued) {
     pthread_mutex_lock(&s->mu);
     if (active) *active = s->n_active;
@@ -477,11 +500,12 @@ pv_status pv_sched_submit(pv_sched *s, const pv_gen_params *p, pv_job **out, pv_
     pthread_mutex_lock(&s->mu);
     int free_slots = s->p.n_parallel - s->n_active;
     if (s->n_queued >= s->p.n_queue_max + PV_MAX(free_slots, 0) || s->stop) {
+        int queue_max = s->p.n_queue_max; /* read under s->mu: a SIGHUP reload may change it */
         pthread_mutex_unlock(&s->mu);
         j->refs = 1;
         job_unref(j);
         return pv_error_set(err, PV_ERR_OVERLOADED, "overloaded: %d requests running and %d waiting",
-                            s->p.n_parallel, s->p.n_queue_max);
+                            s->p.n_parallel, queue_max);
     }
     if (s->q_tail) s->q_tail->next = j;
     else s->q_head = j;
@@ -531,6 +555,13 @@ pv_finish pv_job_finish(pv_job *j, int *stop_index, int *n_prompt, int *n_genera
 }
 
 const char *pv_job_error(pv_job *j) { return j->err; }
+
+void pv_job_times(pv_job *j, double *t_first, double *t_end) {
+    pthread_mutex_lock(&j->mu);
+    if (t_first) *t_first = j->t_first;
+    if (t_end) *t_end = j->t_end;
+    pthread_mutex_unlock(&j->mu);
+}
 
 void pv_job_cancel(pv_job *j) { atomic_store(&j->cancel, true); }
 

@@ -23,6 +23,9 @@
 #include "api/pv_api.h"
 
 typedef struct pv_server pv_server;
+/* The server's metrics registry and the record of one request (src/server/pv_metrics.h). */
+typedef struct pv_metrics pv_metrics;
+typedef struct pv_req_stats pv_req_stats;
 
 /* Active/queued request counts for /health (the scheduler provides them). */
 typedef void (*pv_server_load_fn)(void *cls, int *active, int *queued);
@@ -51,6 +54,27 @@ pv_status pv_server_start(const pv_server_options *opts, pv_server **out, pv_err
 int pv_server_port(const pv_server *s);
 /* Stops accepting, waits for the connection threads, frees everything. NULL is a no-op. */
 void pv_server_stop(pv_server *s);
+/* The server's metrics registry (owned by the server; valid until pv_server_stop), e.g. to
+ * set its gauge source and the model load time. */
+pv_metrics *pv_server_metrics(pv_server *s);
+
+/* ---- live settings (SIGHUP reload); safe while connection threads run ---- */
+/* Replaces the API key (copied; NULL disables authentication). Requests already past the
+ * key check keep running. Fails only when out of memory (the old key then stays). */
+pv_status pv_server_set_api_key(pv_server *s, const char *api_key, pv_error *err);
+/* Replaces the request-body limit (0: 32 MiB) for requests whose headers arrive later. */
+void pv_server_set_max_body(pv_server *s, size_t bytes);
+
+/* ---- drain (SIGTERM/SIGINT) ---- */
+/* Stops accepting connections (MHD_quiesce_daemon, then the listen queue is shut so new
+ * clients are refused at once) and answers requests that begin after this on open
+ * keep-alive connections with 503 and Connection: close (/health excepted), so that only
+ * requests already received (even half-uploaded ones) continue. Returns at once;
+ * idempotent. pv_server_stop still ends it. */
+void pv_server_quiesce(pv_server *s);
+/* Requests received (headers in) and not yet completed: the response fully sent or the
+ * connection gone. Streams count until their last byte is written. */
+int pv_server_inflight(pv_server *s);
 
 /* ---- what a handler sees ---- */
 typedef struct pv_http_request {
@@ -64,6 +88,10 @@ typedef struct pv_http_request {
     pv_server *server;
     int client_fd;          /* the connection's socket, for pv_http_client_gone (-1: unknown) */
     void *conn_;            /* private: the MHD connection, for pv_http_request_header */
+    /* The request's record for its log line and metrics (pv_metrics.h; may be NULL):
+     * handlers add the model, token counts and times; a streamed response keeps its own
+     * reference (pv_req_stats_ref) until its stream_free. */
+    pv_req_stats *stats;
 } pv_http_request;
 
 /* The value of request header `name` (case-insensitive), or NULL. Borrowed: valid during the

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "api/pv_api.h"
+#include "pv_metrics.h"
 
 /* ---- shared request preparation ---- */
 
@@ -68,6 +69,7 @@ static bool prepare(const pv_http_request *req, pv_http_response *resp, pv_api_f
                                         : pv_api_anthropic_parse(body, count_only, &g->r, &e);
     json_decref(body);
     if (st == PV_OK) st = pv_api_request_check_text_only(g->r, &e);
+    if (g->r) pv_req_stats_set_model(req->stats, g->r->model); /* for the request's log line */
     if (st != PV_OK) {
         api_error_response(req, resp, fam, &e);
         prep_free(g);
@@ -271,6 +273,10 @@ static void respond_whole(const pv_http_request *req, pv_http_response *resp, pv
     }
     int stop_index = -1, n_prompt = 0, n_gen = 0;
     pv_finish f = pv_job_finish(job, &stop_index, &n_prompt, &n_gen);
+    double t_first = 0, t_end = 0;
+    pv_job_times(job, &t_first, &t_end);
+    /* no prefix reuse in the scheduler yet: no prompt token comes from the cache */
+    pv_req_stats_set_generation(req->stats, n_prompt, n_gen, 0, t_first, t_end);
     if (f == PV_FINISH_ERROR || f == PV_FINISH_CANCELLED || !tb.p) {
         pv_api_error e;
         memset(&e, 0, sizeof e);
@@ -337,11 +343,31 @@ typedef struct gen_stream {
     pv_toolcall_parser *tp; /* reads tool calls out of the text; NULL without tools */
     text_buf frames;        /* SSE frames produced by the parser's events */
     bool frames_failed;
+    pv_req_stats *stats;    /* a reference of the request's record, for its log line */
+    bool recorded;          /* the generation's outcome is in stats */
 } gen_stream;
+
+/* Puts the generation's token counts and times into the request's record (once). */
+static void gs_record(gen_stream *s) {
+    if (s->recorded || !s->stats) return;
+    s->recorded = true;
+    int n_prompt = 0, n_gen = 0;
+    double t_first = 0, t_end = 0;
+    pv_job_finish(s->job, NULL, &n_prompt, &n_gen);
+    pv_job_times(s->job, &t_first, &t_end);
+    pv_req_stats_set_generation(s->stats, n_prompt, n_gen, 0, t_first, t_end > 0 ? t_end : pv_time_now());
+}
 
 static void gs_free(void *cls) {
     gen_stream *s = cls;
     if (!s) return;
+    if (s->stats) {
+        /* freed before the last event was produced: the client went away (or the server
+         * is stopping); the record gets what was generated until now */
+        if (!s->begun || !pv_api_stream_done(s->as)) pv_req_stats_set_client_gone(s->stats);
+        gs_record(s);
+        pv_req_stats_unref(s->stats);
+    }
     pv_job_release(s->job); /* cancels the job if the client left early */
     pv_api_stream_free(s->as);
     pv_toolcall_parser_free(s->tp);
@@ -431,6 +457,7 @@ static bool gs_advance(gen_stream *s) {
     char *text = gs_text(s, buf, ok, true);
     int stop_index = -1, n_prompt = 0, n_gen = 0;
     pv_finish f = pv_job_finish(s->job, &stop_index, &n_prompt, &n_gen);
+    gs_record(s);
     usage.output_tokens = n_gen;
     char *tail;
     if (f == PV_FINISH_ERROR || f == PV_FINISH_CANCELLED) {
@@ -510,6 +537,7 @@ static void generate(const pv_http_request *req, pv_http_response *resp, pv_api_
         pv_http_error(req, resp, 500, "out of memory");
         return;
     }
+    s->stats = pv_req_stats_ref(req->stats);
     resp->status = 200;
     resp->content_type = "text/event-stream";
     resp->stream = gs_read;

@@ -1,38 +1,46 @@
 /* routes_info.c — the informational endpoints: GET /health (status, model, context size,
- * active/queued requests from the scheduler's callback, resident memory, uptime) and
- * GET /v1/models, /v1/models/{id}. One model object carries both the Anthropic fields
+ * active/queued requests from the scheduler's callback, tokens served, resident memory,
+ * uptime), GET /metrics (Prometheus text) and GET /v1/models, /v1/models/{id}. One model object carries both the Anthropic fields
  * (type, id, display_name, created_at) and the OpenAI ones (object, created, owned_by), so
  * both SDKs' `models.list` read it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "server_internal.h"
 
-/* Resident set size in bytes from /proc/self/statm (second field, in pages); 0 if the
- * file cannot be read (non-Linux). */
-static int64_t resident_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    long long size = 0, resident = 0;
-    int n = fscanf(f, "%lld %lld", &size, &resident);
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    if (n != 2 || resident < 0 || page <= 0) return 0;
-    return (int64_t)resident * page;
-}
-
 void pv_server_handle_health(const pv_http_request *req, pv_http_response *resp) {
     const pv_server *s = req->server;
     int active = 0, queued = 0;
     if (s->load_fn) s->load_fn(s->load_cls, &active, &queued);
     double up = pv_time_now() - s->started_at;
-    json_t *j = json_pack("{s:s, s:s, s:i, s:{s:i, s:i}, s:I, s:I}", "status", "ok", "model",
-                          s->model_name, "context_size", s->context_size, "requests", "active",
-                          active, "queued", queued, "memory_bytes", (json_int_t)resident_bytes(),
-                          "uptime_seconds", (json_int_t)(up > 0 ? up : 0));
+    uint64_t prompt = 0, generated = 0;
+    pv_metrics_token_totals(s->metrics, &prompt, &generated);
+    json_t *j = json_pack("{s:s, s:s, s:i, s:{s:i, s:i}, s:{s:I, s:I}, s:I, s:I}", "status", "ok",
+                          "model", s->model_name, "context_size", s->context_size, "requests",
+                          "active", active, "queued", queued, "tokens", "prompt", (json_int_t)prompt,
+                          "generated", (json_int_t)generated, "memory_bytes",
+                          (json_int_t)pv_metrics_resident_bytes(), "uptime_seconds",
+                          (json_int_t)(up > 0 ? up : 0));
     pv_http_response_json(resp, 200, j);
+}
+
+/* GET /metrics: the registry in Prometheus text format 0.0.4. */
+void pv_server_handle_metrics(const pv_http_request *req, pv_http_response *resp) {
+    const pv_server *s = req->server;
+    size_t len = 0;
+    char *text = s->metrics ? pv_metrics_render(s->metrics, &len) : NULL;
+    if (!text) {
+        pv_http_error(req, resp, 500, "out of memory");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    free(resp->body);
+    resp->body = text;
+    resp->body_len = len;
 }
 
 /* A new model object for the loaded model (caller owns it), or NULL when out of memory. */

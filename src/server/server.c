@@ -38,20 +38,24 @@ typedef struct pv_route {
     route_shape shape;
     bool needs_auth;
     pv_http_handler_fn fn;
+    const char *label; /* the route in logs and metrics (NULL: path; prefix rows name their tail) */
 } pv_route;
 
 /* The route table (redis-style): one row per method+path. */
 static const pv_route pv_routes[] = {
-    {"GET", "/health", false, PV_API_NONE, ROUTE_SHAPE_FIXED, false, pv_server_handle_health},
+    {"GET", "/health", false, PV_API_NONE, ROUTE_SHAPE_FIXED, false, pv_server_handle_health, NULL},
+    /* Like /health, no API key: a Prometheus scraper has none, and the counters say nothing
+     * about the prompts or the key (bind to a public address with that in mind). */
+    {"GET", "/metrics", false, PV_API_NONE, ROUTE_SHAPE_FIXED, false, pv_server_handle_metrics, NULL},
     {"GET", "/v1/models", false, PV_API_ANTHROPIC, ROUTE_SHAPE_BY_CLIENT, true,
-     pv_server_handle_models_list},
+     pv_server_handle_models_list, NULL},
     {"GET", "/v1/models/", true, PV_API_ANTHROPIC, ROUTE_SHAPE_BY_CLIENT, true,
-     pv_server_handle_models_get},
-    {"POST", "/v1/messages", false, PV_API_ANTHROPIC, ROUTE_SHAPE_FIXED, true, pv_route_messages},
+     pv_server_handle_models_get, "/v1/models/{id}"},
+    {"POST", "/v1/messages", false, PV_API_ANTHROPIC, ROUTE_SHAPE_FIXED, true, pv_route_messages, NULL},
     {"POST", "/v1/messages/count_tokens", false, PV_API_ANTHROPIC, ROUTE_SHAPE_FIXED, true,
-     pv_route_count_tokens},
+     pv_route_count_tokens, NULL},
     {"POST", "/v1/chat/completions", false, PV_API_OPENAI, ROUTE_SHAPE_FIXED, true,
-     pv_route_chat_completions},
+     pv_route_chat_completions, NULL},
 };
 
 /* Per-request state, created on MHD's first call for a request (headers received) and freed
@@ -60,8 +64,12 @@ typedef struct conn_req {
     char request_id[29];
     char *body; /* NUL-terminated */
     size_t len, cap;
+    size_t limit;     /* the body limit when the headers arrived (a SIGHUP may change the
+                         server's; one request keeps one limit) */
+    bool after_drain; /* the headers arrived after pv_server_quiesce: turned away */
     bool too_large;   /* the body passed the limit: the rest is discarded, then 413 */
     uint64_t dropped; /* bytes discarded after passing the limit */
+    pv_req_stats *stats; /* one reference; the log line is written when the last one goes */
 } conn_req;
 
 pv_server_options pv_server_options_default(void) {
@@ -76,6 +84,7 @@ pv_server_options pv_server_options_default(void) {
 }
 
 int pv_server_port(const pv_server *s) { return s ? s->port : 0; }
+pv_metrics *pv_server_metrics(pv_server *s) { return s ? s->metrics : NULL; }
 
 /* ---- wire response ---- */
 
@@ -106,6 +115,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const conn_req
         /* A handler that answered nothing is a bug on our side: say so instead of hanging. */
         pv_http_error_anthropic(resp, 500, r->request_id, "internal error: the handler produced no response");
     }
+    pv_req_stats_set_status(r->stats, resp->status);
     if (resp->stream) {
         free(resp->body); /* a stream wins over a body set by mistake */
         resp->body = NULL;
@@ -182,6 +192,19 @@ static bool route_path_matches(const pv_route *rt, const char *path) {
     return strncmp(rt->path, path, n) == 0 && path[n] != '\0';
 }
 
+/* The route label of a path for logs and metrics: the table's pattern (a bounded set, so
+ * a client cannot grow the metrics with made-up paths), "unmatched" for any other path. */
+static const char *route_label(const char *url) {
+    char path[2048];
+    size_t plen = strcspn(url, "?");
+    if (plen >= sizeof path) return "unmatched";
+    memcpy(path, url, plen);
+    path[plen] = '\0';
+    for (size_t i = 0; i < PV_ARRAY_LEN(pv_routes); i++)
+        if (route_path_matches(&pv_routes[i], path)) return pv_routes[i].label ? pv_routes[i].label : pv_routes[i].path;
+    return "unmatched";
+}
+
 /* Handles a fully received request: route, method, auth, handler. */
 static enum MHD_Result dispatch(pv_server *s, struct MHD_Connection *conn, conn_req *r,
                                 const char *url, const char *method) {
@@ -199,6 +222,7 @@ static enum MHD_Result dispatch(pv_server *s, struct MHD_Connection *conn, conn_
     req.app = s->app;
     req.server = s;
     req.conn_ = conn;
+    req.stats = r->stats;
     req.path = path;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     req.client_fd = ci ? (int)ci->connect_fd : -1;
@@ -239,14 +263,26 @@ static enum MHD_Result dispatch(pv_server *s, struct MHD_Connection *conn, conn_
         resp.n_extra_headers = 1;
         return send_response(conn, r, &resp, false);
     }
-    if (rt->needs_auth && s->api_key) {
+    if (r->after_drain && rt->fn != pv_server_handle_health) {
+        /* Shutting down: the listening socket is closed to new connections, and a request
+         * that started on an open keep-alive connection after the drain began is turned
+         * away (and the connection closed), so that the drain only waits for what had
+         * already arrived; a request whose upload began before still gets its answer. */
+        pv_http_error(&req, &resp, 503, "the server is shutting down");
+        return send_response(conn, r, &resp, true);
+    }
+    if (rt->needs_auth) {
+        /* The key can be replaced by a SIGHUP reload: compare under its mutex. */
         const char *key = presented_key(conn);
-        if (!key) {
+        pthread_mutex_lock(&s->key_mu);
+        int auth = !s->api_key ? 0 : !key ? 1 : !pv_http_key_equal(key, s->api_key) ? 2 : 0;
+        pthread_mutex_unlock(&s->key_mu);
+        if (auth == 1) {
             pv_http_error(&req, &resp, 401,
                           "missing API key: send it in the x-api-key header or as Authorization: Bearer");
             return send_response(conn, r, &resp, false);
         }
-        if (!pv_http_key_equal(key, s->api_key)) {
+        if (auth == 2) {
             pv_http_error(&req, &resp, 401, "invalid API key");
             return send_response(conn, r, &resp, false);
         }
@@ -260,8 +296,7 @@ static enum MHD_Result dispatch(pv_server *s, struct MHD_Connection *conn, conn_
 
 /* A 413 for a body over the limit; the connection is closed after it (the rest of the
  * body is never read, so the connection cannot be reused). */
-static enum MHD_Result send_too_large(pv_server *s, struct MHD_Connection *conn, conn_req *r,
-                                      const char *url) {
+static enum MHD_Result send_too_large(struct MHD_Connection *conn, conn_req *r, const char *url) {
     pv_http_request req;
     memset(&req, 0, sizeof req);
     req.client_fd = -1;
@@ -269,7 +304,7 @@ static enum MHD_Result send_too_large(pv_server *s, struct MHD_Connection *conn,
     req.api = shape_by_client(conn, url);
     pv_http_response resp;
     memset(&resp, 0, sizeof resp);
-    pv_http_error(&req, &resp, 413, "request body too large: the limit is %zu bytes", s->max_body);
+    pv_http_error(&req, &resp, 413, "request body too large: the limit is %zu bytes", r->limit);
     return send_response(conn, r, &resp, true);
 }
 
@@ -285,16 +320,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         pv_http_request_id_new(r->request_id);
+        r->limit = atomic_load(&s->max_body);
+        r->after_drain = atomic_load(&s->draining);
         *con_cls = r;
+        atomic_fetch_add(&s->n_inflight, 1); /* until on_completed */
+        char spath[257];
+        snprintf(spath, sizeof spath, "%.*s", (int)PV_MIN(strcspn(url, "?"), sizeof spath - 1), url);
+        r->stats = pv_req_stats_new(s->metrics, r->request_id, method, spath, route_label(url));
         /* A declared length over the limit is refused before reading any of it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno == ERANGE || n > (unsigned long long)s->max_body) {
+            if (errno == ERANGE || n > (unsigned long long)r->limit) {
                 r->too_large = true;
-                return send_too_large(s, conn, r, url);
+                return send_too_large(conn, r, url);
             }
         }
         return MHD_YES;
@@ -306,9 +347,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* Chunked body past the limit: MHD cannot answer mid-upload, so discard until
              * the end, but not forever: after another `limit` bytes, drop the connection. */
             r->dropped += n;
-            return r->dropped > (uint64_t)s->max_body ? MHD_NO : MHD_YES;
+            return r->dropped > (uint64_t)r->limit ? MHD_NO : MHD_YES;
         }
-        if (n > s->max_body - r->len) {
+        if (n > r->limit - r->len) {
             r->too_large = true;
             free(r->body);
             r->body = NULL;
@@ -319,7 +360,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->len + n + 1 > r->cap) {
             size_t cap = r->cap ? r->cap : 4096;
             while (cap < r->len + n + 1) cap *= 2;
-            if (cap > s->max_body + 1) cap = s->max_body + 1;
+            if (cap > r->limit + 1) cap = r->limit + 1;
             char *nb = realloc(r->body, cap);
             if (!nb) return MHD_NO;
             r->body = nb;
@@ -330,17 +371,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body[r->len] = '\0';
         return MHD_YES;
     }
-    if (r->too_large) return send_too_large(s, conn, r, url);
+    if (r->too_large) return send_too_large(conn, r, url);
     return dispatch(s, conn, r, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
     (void)conn;
-    (void)toe;
+    pv_server *s = cls;
     conn_req *r = *con_cls;
     if (!r) return;
+    atomic_fetch_sub(&s->n_inflight, 1);
+    /* the connection broke before the response was complete (a write to a client that has
+     * gone is WITH_ERROR; a client that closes mid-request is CLIENT_ABORT/READ_ERROR) */
+    if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR || toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
+        toe == MHD_REQUEST_TERMINATED_READ_ERROR)
+        pv_req_stats_set_client_gone(r->stats);
+    pv_req_stats_unref(r->stats); /* a stream may still hold it: then its end writes the line */
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -414,6 +461,8 @@ pv_status pv_server_start(const pv_server_options *opts, pv_server **out, pv_err
         return pv_error_set(err, PV_ERR_RANGE, "port %d is out of range (0..65535)", o.port);
     pv_server *s = calloc(1, sizeof *s);
     if (!s) return pv_error_set(err, PV_ERR_NOMEM, "server: out of memory");
+    pthread_mutex_init(&s->key_mu, NULL);
+    s->quiesced_fd = -1;
     s->host = strdup(o.host);
     s->api_key = dup_or_null(o.api_key);
     s->model_name = strdup(o.model_name);
@@ -421,13 +470,18 @@ pv_status pv_server_start(const pv_server_options *opts, pv_server **out, pv_err
         pv_server_stop(s);
         return pv_error_set(err, PV_ERR_NOMEM, "server: out of memory");
     }
-    s->max_body = o.max_body_bytes;
+    atomic_store(&s->max_body, o.max_body_bytes);
     s->context_size = o.context_size;
     s->model_created = o.model_created;
     s->load_fn = o.load_fn;
     s->load_cls = o.load_cls;
     s->app = o.app;
     s->started_at = pv_time_now();
+    s->metrics = pv_metrics_new();
+    if (!s->metrics) {
+        pv_server_stop(s);
+        return pv_error_set(err, PV_ERR_NOMEM, "server: out of memory");
+    }
 
     int family = AF_INET;
     int fd = listen_on(s->host, o.port, &family, &s->port, err);
@@ -435,13 +489,14 @@ pv_status pv_server_start(const pv_server_options *opts, pv_server **out, pv_err
         pv_server_stop(s);
         return err ? err->status : PV_ERR_IO;
     }
+    /* MHD_USE_ITC: MHD_quiesce_daemon (the drain on SIGTERM) needs it in this mode. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
                                  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
                                  /* Headers of Claude Code's requests are a few KiB; the
                                   * default 32 KiB pool is tight once MHD parses them. */
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
@@ -465,8 +520,45 @@ void pv_server_stop(pv_server *s) {
     if (!s) return;
     /* MHD_stop_daemon closes the listening socket and joins every connection thread. */
     if (s->daemon) MHD_stop_daemon(s->daemon);
+    pv_metrics_free(s->metrics); /* after the threads: their records count into it */
+    /* after a quiesce the listening socket is ours to close, once MHD no longer polls it */
+    if (s->quiesced_fd >= 0) close(s->quiesced_fd);
+    pthread_mutex_destroy(&s->key_mu);
     free(s->host);
     free(s->api_key);
     free(s->model_name);
     free(s);
 }
+
+pv_status pv_server_set_api_key(pv_server *s, const char *api_key, pv_error *err) {
+    char *copy = NULL;
+    if (api_key && !(copy = strdup(api_key)))
+        return pv_error_set(err, PV_ERR_NOMEM, "server: out of memory");
+    pthread_mutex_lock(&s->key_mu);
+    char *old = s->api_key;
+    s->api_key = copy;
+    pthread_mutex_unlock(&s->key_mu);
+    free(old); /* no connection thread holds it: they compare under the mutex */
+    return PV_OK;
+}
+
+void pv_server_set_max_body(pv_server *s, size_t bytes) {
+    atomic_store(&s->max_body, bytes ? bytes : (size_t)32 << 20);
+}
+
+void pv_server_quiesce(pv_server *s) {
+    if (!s || atomic_exchange(&s->draining, true)) return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    /* MHD_INVALID_SOCKET: already quiesced or refused; the daemon then keeps its socket
+     * and MHD_stop_daemon closes it as usual. */
+    if (fd == MHD_INVALID_SOCKET) return;
+    s->quiesced_fd = (int)fd;
+    /* Stop listening now, so that new clients are refused at once instead of waiting in
+     * the backlog until the drain ends. shutdown() on a listening socket makes Linux close
+     * the listen queue (new SYNs are reset) while the descriptor stays valid; closing it
+     * here instead could race with MHD's polling thread, which lets go of it only at
+     * MHD_stop_daemon. */
+    shutdown(s->quiesced_fd, SHUT_RD);
+}
+
+int pv_server_inflight(pv_server *s) { return s ? atomic_load(&s->n_inflight) : 0; }

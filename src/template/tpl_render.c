@@ -2005,9 +2005,10 @@ pv_status pv_template_render(const pv_template *t, const json_t *ctx, char **out
     r->line = r->col = 1;
     volatile pv_status st = PV_OK;
     if (setjmp(r->jb) == 0) {
-        json_t *empty = NULL;
-        if (!ctx) ctx = empty = json_object();
-        r->globals = pv_tpl_from_json(r, ctx, 0);
+        /* a fresh local, not the parameter: nothing assigned after setjmp may live in a
+         * register that longjmp would restore (-Wclobbered) */
+        json_t *empty = ctx ? NULL : json_object();
+        r->globals = pv_tpl_from_json(r, ctx ? ctx : empty, 0);
         json_decref(empty); /* an empty object holds no strings the values point into */
         pv_tpl_frame *root = new_frame(r, NULL);
         pv_tpl_sb sb = {0};

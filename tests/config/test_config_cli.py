@@ -31,7 +31,8 @@ if not BIN:
 DEFAULTS = {
     "model": {"path": "", "context_length": 0},
     "server": {"host": "127.0.0.1", "port": 7777, "api_key": "pensieve-local-key", "max_concurrent_requests": 4,
-               "max_queued_requests": 16, "request_body_limit_mb": 32, "drain_timeout_s": 30},
+               "max_queued_requests": 16, "request_body_limit_mb": 32, "drain_timeout_s": 30,
+               "pid_file": ""},
     "performance": {"threads": 0, "memory_limit_gb": 0.0, "batch_size": 512, "kv_cache_type": "f16"},
     "sampling": {"seed": -1},
     "logging": {"level": "info", "format": "text", "file": "", "max_size_mb": 16, "keep_files": 5},

@@ -339,7 +339,7 @@ static void test_embed_tool_wrapper(void **state) {
     len += (size_t)snprintf(big + len, cap - len, "\n");
     double t0 = pv_time_now();
     for (int i = 0; i < 20; i++) {
-        char prefix[8];
+        char prefix[16];
         snprintf(prefix, sizeof prefix, "T%d", i);
         char *gb = schema_gbnf(todo, prefix);
         size_t l = strlen(gb);
