@@ -1,19 +1,26 @@
 /* cmd_bench.c — `pensieve bench`: llama-bench-style speed measurement. pp<N>: one batch of
  * N prompt tokens evaluated from an empty cache; tg<N>: N tokens generated one at a time
  * (each step a batch of one, greedy argmax of the logits, as a real decode loop does). One
- * warm-up run, then -r repetitions; prints mean ± standard deviation of tokens/second. */
+ * warm-up run, then -r repetitions; prints mean ± standard deviation of tokens/second.
+ * --json-schema FILE adds tg<N>+json: the same decode loop under constrained decoding with
+ * that JSON Schema, exactly as the scheduler does it (unconstrained argmax first, the full
+ * grammar mask only when the grammar refuses it; a finished JSON value starts over), so its
+ * ratio to tg<N> in the same run is the cost of constrained decoding. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "grammar/pv_grammar.h"
 #include "model/pv_model.h"
+#include "tokenizer/pv_tokenizer.h"
 #include "pv_cli.h"
 #include "sampler/pv_sampler.h"
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: pensieve bench -m FILE [-p 512] [-n 128] [-r 5] [-t THREADS]\n"
                "                      [--kernels ref|avx2|avx512] [--kv-type f16|f32]\n"
+               "                      [--json-schema FILE]  (adds tg<N>+json: constrained decoding)\n"
                "  -p 0 or -n 0 skips that test.\n");
 }
 
@@ -48,8 +55,91 @@ static pv_status run_tg(pv_ctx *ctx, int32_t first, int n_vocab, int n_g, double
     return PV_OK;
 }
 
+/* Constrained decoding for the tg+json test (NULL members: not requested). */
+typedef struct bench_grammar {
+    pv_grammar *g;
+    pv_grammar_state *st;
+    pv_grammar_vocab *v;
+    uint8_t *allowed;
+    float *logits;
+    int n_masks; /* full masks computed in the last run */
+} bench_grammar;
+
+/* The next token under the grammar: argmax, and only if the grammar refuses it, the full
+ * mask and the argmax of what it allows (the scheduler's order). */
+static int32_t grammar_next(bench_grammar *bg, const float *logits, int n_vocab) {
+    int32_t t = pv_sampler_argmax(logits, n_vocab);
+    if (pv_grammar_token_allowed_budget(bg->st, bg->v, t, SIZE_MAX)) return t;
+    bg->n_masks++;
+    pv_grammar_mask_budget(bg->st, bg->v, bg->allowed, SIZE_MAX);
+    for (int i = 0; i < n_vocab; i++) bg->logits[i] = bg->allowed[i] ? logits[i] : -INFINITY;
+    return pv_sampler_argmax(bg->logits, n_vocab);
+}
+
+/* tg under the grammar: like run_tg; an end-of-generation pick (the JSON value is complete)
+ * restarts the grammar and feeds token `first` instead. */
+static pv_status run_tg_grammar(pv_ctx *ctx, bench_grammar *bg, const pv_tokenizer *tok,
+                                int32_t first, int n_vocab, int n_g, double *secs, pv_error *err) {
+    pv_kv_seq_rm(pv_ctx_kv(ctx), -1, 0, -1, NULL);
+    pv_grammar_state_reset(bg->st);
+    bg->n_masks = 0;
+    int32_t t = first;
+    double t0 = pv_time_now();
+    for (int i = 0; i < n_g; i++) {
+        pv_status st = pv_ctx_eval_seq(ctx, 0, &t, 1, err);
+        if (st != PV_OK) return st;
+        t = grammar_next(bg, pv_ctx_logits(ctx, 0), n_vocab);
+        if (pv_tokenizer_is_eog(tok, t)) {
+            pv_grammar_state_reset(bg->st);
+            t = first;
+        } else if (!pv_grammar_accept_token(bg->st, bg->v, t)) {
+            return pv_error_set(err, PV_ERR_INTERNAL, "bench: grammar refused its own pick");
+        }
+    }
+    *secs = pv_time_now() - t0;
+    return PV_OK;
+}
+
+/* Reads the schema file and builds the grammar, state and vocabulary view. */
+static pv_status bench_grammar_init(bench_grammar *bg, const char *path, const pv_tokenizer *tok,
+                                    int n_vocab, pv_error *err) {
+    json_error_t je;
+    json_t *schema = json_load_file(path, 0, &je);
+    if (!schema) return pv_error_set(err, PV_ERR_FORMAT, "%s: %s", path, je.text);
+    char *rules = NULL;
+    pv_status st = pv_grammar_schema_to_gbnf(schema, "v", &rules, err);
+    json_decref(schema);
+    if (st != PV_OK) return st;
+    size_t n = strlen(rules) + 16;
+    char *gbnf = malloc(n);
+    if (!gbnf) {
+        free(rules);
+        return pv_error_set(err, PV_ERR_NOMEM, "out of memory");
+    }
+    snprintf(gbnf, n, "root ::= v\n%s", rules);
+    free(rules);
+    st = pv_grammar_compile(gbnf, strlen(gbnf), "root", &bg->g, err);
+    free(gbnf);
+    if (st == PV_OK) st = pv_grammar_state_init(bg->g, &bg->st, err);
+    if (st == PV_OK) st = pv_grammar_vocab_init(tok, &bg->v, err);
+    if (st == PV_OK && pv_grammar_vocab_n(bg->v) != n_vocab)
+        st = pv_error_set(err, PV_ERR_INVALID, "bench: vocabulary and model sizes differ");
+    bg->allowed = malloc((size_t)n_vocab);
+    bg->logits = malloc((size_t)n_vocab * sizeof(float));
+    if (st == PV_OK && (!bg->allowed || !bg->logits)) st = pv_error_set(err, PV_ERR_NOMEM, "out of memory");
+    return st;
+}
+
+static void bench_grammar_free(bench_grammar *bg) {
+    pv_grammar_state_free(bg->st);
+    pv_grammar_free(bg->g);
+    pv_grammar_vocab_free(bg->v);
+    free(bg->allowed);
+    free(bg->logits);
+}
+
 int pv_cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL, *kernels = NULL;
+    const char *model_path = NULL, *kernels = NULL, *schema_path = NULL;
     int64_t n_p = 512, n_g = 128, reps = 5, threads = 0;
     pv_type kv_type = PV_TYPE_F16;
     for (int i = 1; i < argc; i++) {
@@ -62,6 +152,7 @@ int pv_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r")) { VAL(); if (!pv_cli_parse_i64("bench", a, v, &reps)) return 2; }
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VAL(); if (!pv_cli_parse_i64("bench", a, v, &threads)) return 2; }
         else if (!strcmp(a, "--kernels")) { VAL(); kernels = v; }
+        else if (!strcmp(a, "--json-schema")) { VAL(); schema_path = v; }
         else if (!strcmp(a, "--kv-type")) {
             VAL();
             if (!pv_type_parse(v, &kv_type) || (kv_type != PV_TYPE_F16 && kv_type != PV_TYPE_F32)) {
@@ -87,6 +178,8 @@ int pv_cmd_bench(int argc, char **argv) {
     int32_t *toks = NULL;
     double *times = NULL;
     int rc = 1;
+    pv_tokenizer *tok = NULL;
+    bench_grammar bg = {0};
     pv_model_params mp = pv_model_params_default();
     mp.n_threads = (int)threads;
     mp.kernels = kernels;
@@ -96,6 +189,9 @@ int pv_cmd_bench(int argc, char **argv) {
     cp.n_batch = (int)PV_MAX(1, PV_MIN(n_p, 512));
     cp.kv_type = kv_type;
     if (pv_ctx_new(m, &cp, &ctx, &err) != PV_OK) goto fail;
+    if (schema_path && (pv_tokenizer_init(m->file, &tok, &err) != PV_OK ||
+                        bench_grammar_init(&bg, schema_path, tok, m->hp.n_vocab, &err) != PV_OK))
+        goto fail;
     toks = malloc((size_t)PV_MAX(n_p, 1) * sizeof *toks);
     times = malloc((size_t)reps * sizeof *times);
     if (!toks || !times) goto out;
@@ -119,27 +215,29 @@ int pv_cmd_bench(int argc, char **argv) {
            "-------", "--------", "--------------------");
     char backend_s[32];
     snprintf(backend_s, sizeof backend_s, "CPU (%s)", pv_backend_cpu_kernels_name(m->be));
-    for (int test = 0; test < 2; test++) {
+    for (int test = 0; test < 3; test++) {
         int64_t n = test == 0 ? n_p : n_g;
-        if (n == 0) continue;
-        double secs;
-        /* warm-up */
-        pv_status st = test == 0 ? run_pp(ctx, toks, (int)n, &secs, &err)
-                                 : run_tg(ctx, 1, m->hp.n_vocab, (int)n, &secs, &err);
-        if (st != PV_OK) goto fail;
-        for (int r = 0; r < reps; r++) {
-            st = test == 0 ? run_pp(ctx, toks, (int)n, &secs, &err)
-                           : run_tg(ctx, 1, m->hp.n_vocab, (int)n, &secs, &err);
+        if (n == 0 || (test == 2 && !schema_path)) continue;
+        double secs = 0;
+        /* warm-up, then the timed runs */
+        for (int r = -1; r < reps; r++) {
+            pv_status st = test == 0   ? run_pp(ctx, toks, (int)n, &secs, &err)
+                           : test == 1 ? run_tg(ctx, 1, m->hp.n_vocab, (int)n, &secs, &err)
+                                       : run_tg_grammar(ctx, &bg, tok, 1, m->hp.n_vocab, (int)n, &secs, &err);
             if (st != PV_OK) goto fail;
-            times[r] = (double)n / secs;
+            if (r >= 0) times[r] = (double)n / secs;
         }
         double mean, sd;
         mean_sd(times, (int)reps, &mean, &sd);
         char test_s[32], ts[48];
-        snprintf(test_s, sizeof test_s, "%s%lld", test == 0 ? "pp" : "tg", (long long)n);
+        snprintf(test_s, sizeof test_s, "%s%lld%s", test == 0 ? "pp" : "tg", (long long)n,
+                 test == 2 ? "+json" : "");
         snprintf(ts, sizeof ts, "%.2f ± %.2f", mean, sd);
         printf("| %-28.28s | %10s | %8s | %-14s | %7d | %8s | %20s |\n", m->name, size_s, params_s,
                backend_s, pv_backend_cpu_threads(m->be), test_s, ts);
+        if (test == 2)
+            printf("|   (tg%lld+json: full grammar masks in the last run: %d of %lld steps)\n",
+                   (long long)n, bg.n_masks, (long long)n);
         fflush(stdout);
     }
     rc = 0;
@@ -149,6 +247,8 @@ fail:
 out:
     free(toks);
     free(times);
+    bench_grammar_free(&bg);
+    pv_tokenizer_free(tok);
     pv_ctx_free(ctx);
     pv_model_free(m);
     return rc;

@@ -270,7 +270,8 @@ int pv_cmd_status(int argc, char **argv) {
     pv_config_free(cfg);
     if (hst != PV_OK) {
         if (pid > 0)
-            printf("pensieve: process running but not answering\n  PID       %s\n  health    %s/health: %s\n",
+            printf("pensieve: process running but not answering (still starting, draining after "
+                   "SIGTERM, or another address?)\n  PID       %s\n  health    %s/health: %s\n",
                    pid_line, url, err.msg);
         else
             printf("pensieve: not running\n  PID       %s\n  health    %s/health: %s\n", pid_line, url, err.msg);
