@@ -77,6 +77,13 @@ char *pv_api_stream_begin(pv_api_stream *s, const pv_api_usage *usage) {
     return join_(f, PV_ARRAY_LEN(f));
 }
 
+/* content_block_stop for an open text block ("" when none is open; NULL when out of memory). */
+static char *close_text_block(pv_api_stream *s) {
+    if (!s->block_open) return strdup("");
+    s->block_open = false;
+    return pv_api_anthropic_sse_block_stop(s->next_index++);
+}
+
 char *pv_api_stream_text(pv_api_stream *s, const char *text, size_t len) {
     if (s->done || len == 0) return strdup("");
     char *pre = s->begun ? strdup("") : pv_api_stream_begin(s, NULL);
@@ -111,12 +118,7 @@ char *pv_api_stream_tool_use(pv_api_stream *s, const pv_api_out_block *b) {
     }
     /* a text block before the call is closed first; the call is a block of its own whose
      * single input_json_delta is the whole (complete, valid) input */
-    char *stop = strdup("");
-    if (s->block_open) {
-        free(stop);
-        stop = pv_api_anthropic_sse_block_stop(s->next_index++);
-        s->block_open = false;
-    }
+    char *stop = close_text_block(s);
     char *json = b->input ? json_dumps(b->input, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
     int idx = s->next_index++;
     char *f[] = {pre, stop, pv_api_anthropic_sse_block_start(idx, b),
@@ -155,12 +157,7 @@ char *pv_api_stream_end(pv_api_stream *s, pv_api_stop_reason reason, const char 
                      strdup(pv_api_openai_sse_done())};
         return join_(f, PV_ARRAY_LEN(f));
     }
-    char *stop = strdup("");
-    if (s->block_open) {
-        free(stop);
-        stop = pv_api_anthropic_sse_block_stop(s->next_index++);
-        s->block_open = false;
-    }
+    char *stop = close_text_block(s);
     char *f[] = {pre, stop, pv_api_anthropic_sse_message_delta(reason, stop_sequence, usage),
                  pv_api_anthropic_sse_message_stop()};
     return join_(f, PV_ARRAY_LEN(f));

@@ -1,4 +1,4 @@
-/* cli_util.c — flag-value helpers shared by the commands (see pv_cli.h). */
+/* cli_util.c — flag-value and file helpers shared by the commands (see pv_cli.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,4 +36,33 @@ const char *pv_cli_value(const char *cmd, int argc, char **argv, int *i) {
     }
     (*i)++;
     return argv[*i];
+}
+
+char *pv_cli_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) {
+            if (ferror(f)) {
+                free(b);
+                b = NULL;
+            }
+            break;
+        }
+        char *nb = realloc(b, cap * 2);
+        if (!nb) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    fclose(f);
+    *len = n;
+    return b;
 }

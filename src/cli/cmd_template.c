@@ -31,41 +31,11 @@ static void usage(FILE *f) {
                "  --print-template    print the template the server would use\n");
 }
 
-/* Reads a whole file; returns a malloc'ed buffer (caller frees) or NULL. */
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) {
-            if (ferror(f)) {
-                free(b);
-                b = NULL;
-            }
-            break;
-        }
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
 /* Returns the template source (malloc'ed, caller frees) from the model or the file, or NULL
  * after printing why. */
 static char *load_template(const char *model, const char *file, size_t *len) {
     if (file) {
-        char *s = read_file(file, len);
+        char *s = pv_cli_read_file(file, len);
         if (!s) fprintf(stderr, "pensieve template: cannot read '%s'\n", file);
         return s;
     }

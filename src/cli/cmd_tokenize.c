@@ -18,36 +18,6 @@ static void usage(FILE *f) {
                "  --special          parse special tokens written in the text\n");
 }
 
-/* Reads a whole file; returns a malloc'ed buffer (caller frees) or NULL with errno. */
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) {
-            if (ferror(f)) {
-                free(b);
-                b = NULL;
-            }
-            break;
-        }
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
 int pv_cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *text = NULL;
     bool add_special = true, parse_special = false;
@@ -88,7 +58,7 @@ int pv_cmd_tokenize(int argc, char **argv) {
     char *buf = NULL;
     size_t len = 0;
     if (file) {
-        buf = read_all(file, &len);
+        buf = pv_cli_read_file(file, &len);
         if (!buf) {
             fprintf(stderr, "pensieve tokenize: cannot read '%s'\n", file);
             return 1;

@@ -5,6 +5,7 @@
 #define PV_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef int (*pv_cli_cmd_fn)(int argc, char **argv); /* argv[0] is the command name */
@@ -32,5 +33,8 @@ bool pv_cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t 
 bool pv_cli_parse_f32(const char *cmd, const char *flag, const char *s, float *out);
 /* Returns argv[*i + 1] and advances *i, or prints "<flag> needs a value" and returns NULL. */
 const char *pv_cli_value(const char *cmd, int argc, char **argv, int *i);
+/* Reads a whole file's bytes: a malloc'ed buffer (caller frees; *len its size) or NULL with
+ * errno set. */
+char *pv_cli_read_file(const char *path, size_t *len);
 
 #endif

@@ -139,7 +139,7 @@ typedef enum {
       "-t", "--threads", 0, 1024, NULL, false, "compute threads (0: one per core)")            \
     X(PERFORMANCE_MEMORY_LIMIT_GB, "performance", "memory_limit_gb", FLOAT, "0",               \
       "PENSIEVE_PERFORMANCE_MEMORY_LIMIT_GB", NULL, "--memory-limit-gb", 0, 1048576, NULL,     \
-      true, "most memory for weights + KV cache, in GiB (0: no limit but MemAvailable)")       \
+      false, "most memory for weights + KV cache, in GiB (0: no limit but MemAvailable)")       \
     X(PERFORMANCE_BATCH_SIZE, "performance", "batch_size", INT, "512",                         \
       "PENSIEVE_PERFORMANCE_BATCH_SIZE", NULL, "--batch-size", 1, 65536, NULL, false,          \
       "most tokens per forward pass (prompt prefill chunk)")                                   \
@@ -160,7 +160,7 @@ typedef enum {
     X(LOGGING_KEEP_FILES, "logging", "keep_files", INT, "5", "PENSIEVE_LOGGING_KEEP_FILES",    \
       NULL, "--log-keep-files", 0, 1000, NULL, true, "rotated log files kept (file.1 ... file.N)") \
     X(SAMPLING_SEED, "sampling", "seed", INT, "-1", "PENSIEVE_SAMPLING_SEED", "-s", "--seed", -1, \
-      9007199254740991.0, NULL, true,                                                          \
+      9007199254740991.0, NULL, false,                                                          \
       "seed of requests that send none, for reproducible runs (-1: a fresh random seed each)")
 
 typedef enum {

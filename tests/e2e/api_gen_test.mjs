@@ -3,41 +3,12 @@
 // /v1/chat/completions (JSON and SSE), stop sequences, errors, context overflow and
 // max_tokens clamping, concurrency isolation (each request alone vs. all at once at
 // temperature 0), and a client that disconnects mid-stream (its slot is freed).
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import net from 'node:net';
+import { KEY, check, deadline, finish, requireFile, startServer, stopServer, stories } from './harness.mjs';
 
-const data = process.env.PENSIEVE_TEST_DATA || '../shared';
-const bin = process.env.PENSIEVE_BIN;
-const model = `${data}/models/stories260K.gguf`;
-if (!existsSync(model)) {
-  if (process.env.CI) { console.log(`FAIL: ${model} missing under CI`); process.exit(1); }
-  console.log(`SKIP: ${model} missing`); process.exit(77);
-}
-const KEY = 'pensieve-local-key';
-let passed = 0, failed = 0;
-function check(cond, what) {
-  if (cond) { passed++; } else { failed++; console.log(`FAIL: ${what}`); }
-}
-
-async function freePort() {
-  return new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
-}
-
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const srv = spawn(bin, ['start', '-m', model, '--port', String(port), '--ctx-size', '256', '--parallel', '4', '--threads', '2'], { stdio: ['ignore', 'inherit', 'pipe'] });
-let stderr = '';
-srv.stderr.on('data', (d) => { stderr += d; });
-const killTimer = setTimeout(() => { console.log('FAIL: timeout'); srv.kill('SIGKILL'); process.exit(1); }, 240000);
-
-async function waitHealth() {
-  for (let i = 0; i < 200; i++) {
-    try { const r = await fetch(`${base}/health`); if (r.ok) return true; } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+requireFile(stories);
+const cancelDeadline = deadline(240000);
+const { proc: srv, base, stderr } = await startServer(stories, ['--ctx-size', '256', '--parallel', '4'],
+  { captureStderr: true });
 
 const H = { 'content-type': 'application/json', 'x-api-key': KEY, 'anthropic-version': '2023-06-01' };
 async function post(path, body, extra = {}) {
@@ -62,7 +33,6 @@ function parseSSE(text) {
 const msg = (content, extra = {}) => ({ model: 'claude-opus-4-1', max_tokens: 24, temperature: 0, messages: [{ role: 'user', content }], ...extra });
 
 try {
-  check(await waitHealth(), 'server answers /health');
 
   // non-streaming
   const a = await post('/v1/messages', msg('Once upon a time'));
@@ -170,10 +140,8 @@ try {
 } catch (e) {
   check(false, `exception: ${e.stack}`);
 }
-srv.kill('SIGTERM');
-const code = await new Promise((res) => srv.on('exit', (c) => res(c)));
-clearTimeout(killTimer);
+const code = await stopServer(srv);
+cancelDeadline();
 check(code === 0, `server exit code ${code}`);
-check(!/AddressSanitizer|runtime error|LeakSanitizer/.test(stderr), `no sanitizer report: ${stderr.slice(-500)}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+check(!/AddressSanitizer|runtime error|LeakSanitizer/.test(stderr()), `no sanitizer report: ${stderr().slice(-500)}`);
+finish();

@@ -11,30 +11,16 @@
 // takes seconds on a CPU (the full default prompt is ~30k tokens for this 512-token vocab).
 // The server runs with a fixed --seed so the story the model tells (and so where it ends,
 // at a generated BOS) is the same on every run of the same code.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
+import { KEY, check, finish, requireFile, startServer, stopServer, stories } from './harness.mjs';
 
-const data = process.env.PENSIEVE_TEST_DATA || '../shared';
 const src = process.env.PENSIEVE_SRC || '.';
-const bin = path.resolve(process.env.PENSIEVE_BIN || 'build/pensieve');
-const model = `${data}/models/stories260K.gguf`;
 const claude = path.resolve(src, 'tests/claude/node_modules/.bin/claude');
-for (const [f, what] of [[model, 'stories260K.gguf'], [claude, 'claude (run scripts/setup.sh)']]) {
-  if (!existsSync(f)) {
-    if (process.env.CI) { console.log(`FAIL: ${what} missing under CI`); process.exit(1); }
-    console.log(`SKIP: ${what} missing`); process.exit(77);
-  }
-}
-let passed = 0, failed = 0;
-function check(cond, what) {
-  if (cond) { passed++; } else { failed++; console.log(`FAIL: ${what}`); }
-}
-async function freePort() {
-  return new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
-}
+requireFile(stories, 'stories260K.gguf');
+requireFile(claude, 'claude (run scripts/setup.sh)');
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'pv-claude-'));
 const home = path.join(tmp, 'home'), repo = path.join(tmp, 'repo');
@@ -43,33 +29,30 @@ spawnSync('git', ['init', '-q', repo]);
 
 // One attempt: a server with `seed`, then `claude -p`. Returns what happened.
 async function attempt(seed) {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  let log = '';
-  const srv = spawn(bin, ['start', '-m', model, '--port', String(port), '--ctx-size', '2048', '--threads', '2',
-    '--seed', String(seed), '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  srv.stderr.on('data', (d) => { log += d; });
-  let up = false;
-  for (let i = 0; i < 200 && !up; i++) {
-    try { up = (await fetch(`${base}/health`)).ok; } catch { await new Promise((r) => setTimeout(r, 100)); }
+  let srv;
+  try {
+    srv = await startServer(stories, ['--ctx-size', '2048', '--seed', String(seed), '--log-level', 'debug'],
+      { quiet: true, captureStderr: true });
+  } catch (e) {
+    return { up: false, error: String(e) };
   }
+  const { proc, base } = srv;
   rmSync(home, { recursive: true, force: true });
   spawnSync('mkdir', ['-p', home]);
   const env = {
     PATH: process.env.PATH, HOME: home, TERM: 'dumb', LANG: 'C.UTF-8',
-    ANTHROPIC_BASE_URL: base, ANTHROPIC_API_KEY: 'pensieve-local-key',
+    ANTHROPIC_BASE_URL: base, ANTHROPIC_API_KEY: KEY,
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_TELEMETRY: '1', DISABLE_AUTOUPDATER: '1',
     DISABLE_ERROR_REPORTING: '1',
   };
   const t0 = Date.now();
-  const run = up ? spawnSync(claude, ['-p', 'say hi', '--bare', '--tools', '', '--system-prompt', 'You are terse.',
-    '--output-format', 'json'], { cwd: repo, env, encoding: 'utf8', timeout: 150000 }) : null;
+  const run = spawnSync(claude, ['-p', 'say hi', '--bare', '--tools', '', '--system-prompt', 'You are terse.',
+    '--output-format', 'json'], { cwd: repo, env, encoding: 'utf8', timeout: 150000 });
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
-  srv.kill('SIGTERM');
-  await new Promise((r) => srv.on('exit', r));
+  await stopServer(proc);
   let result = null;
   try { result = JSON.parse(run.stdout); } catch { /* reported by the caller */ }
-  return { up, run, result, secs, log };
+  return { up: true, run, result, secs, log: srv.stderr() };
 }
 
 // A run ends either with the turn completed, or — when this story model never generates its
@@ -80,7 +63,7 @@ async function attempt(seed) {
 let done = null;
 for (const seed of [5, 9, 12, 11, 8, 1, 2, 3]) {
   const a = await attempt(seed);
-  check(a.up, `server (seed ${seed}) answers /health`);
+  check(a.up, `server (seed ${seed}) answers /health ${a.error || ''}`);
   if (!a.up) break;
   const modelFilledContext = a.result && a.result.terminal_reason === 'prompt_too_long' &&
     !/-> 5\d\d/.test(a.log) && /model_context_window_exceeded|POST \/v1\/messages -> 200/.test(a.log);
@@ -104,5 +87,4 @@ if (done) {
   console.log(`claude -p (server seed ${seed}) finished in ${secs} s, ${calls} model call(s): ${JSON.stringify(result && result.result).slice(0, 120)}`);
 }
 rmSync(tmp, { recursive: true, force: true });
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

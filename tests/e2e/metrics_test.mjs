@@ -7,52 +7,24 @@
 // hold one line per request with the right numbers, and never contain the API key or prompt
 // text; a tiny rotation size (1 MiB with many requests) must produce FILE.1 and no more than
 // --log-keep-files rotated files.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { check, deadline, finish, requireFile, requireNode, startServer, stopServer, stories as model } from './harness.mjs';
 
-const require = createRequire(new URL('../node/package.json', import.meta.url));
-const parseProm = require('parse-prometheus-text-format');
-
-const data = process.env.PENSIEVE_TEST_DATA || '../shared';
-const bin = process.env.PENSIEVE_BIN;
-const model = `${data}/models/stories260K.gguf`;
-if (!existsSync(model)) {
-  if (process.env.CI) { console.log(`FAIL: ${model} missing under CI`); process.exit(1); }
-  console.log(`SKIP: ${model} missing`); process.exit(77);
-}
-let passed = 0, failed = 0;
-function check(cond, what) {
-  if (cond) passed++; else { failed++; console.log(`FAIL: ${what}`); }
-}
-async function freePort() {
-  return new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
-}
+const parseProm = requireNode('parse-prometheus-text-format');
+requireFile(model);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const KEY = 'sk-metrics-Secret-7f3a9c';      // must never appear in the log
 const MARKER = 'Zebraquokka';                 // prompt text: must never appear in the log
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pv-metrics-'));
 const logFile = path.join(dir, 'pensieve.log');
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const srv = spawn(bin, ['start', '-m', model, '--port', String(port), '--ctx-size', '256', '--parallel', '2',
-  '--threads', '2', '--api-key', KEY, '--log-format', 'json', '--log-file', logFile,
-  '--log-max-size-mb', '1', '--log-keep-files', '2'], { stdio: ['ignore', 'inherit', 'pipe'] });
-let stderr = '';
-srv.stderr.on('data', (d) => { stderr += d; });
-const killTimer = setTimeout(() => { console.log('FAIL: timeout'); srv.kill('SIGKILL'); process.exit(1); }, 240000);
-
-async function waitHealth() {
-  for (let i = 0; i < 300; i++) {
-    try { const r = await fetch(`${base}/health`); if (r.ok) return true; } catch { /* not up yet */ }
-    await sleep(100);
-  }
-  return false;
-}
+const { proc: srv, base, port, stderr: serverStderr } = await startServer(model, ['--ctx-size', '256',
+  '--parallel', '2', '--api-key', KEY, '--log-format', 'json', '--log-file', logFile, '--log-max-size-mb', '1',
+  '--log-keep-files', '2'], { captureStderr: true });
+const cancelDeadline = deadline(240000, () => srv.kill('SIGKILL'));
 
 // The parsed exposition as { name: family } with the raw text, checking its shape.
 async function scrape() {
@@ -102,7 +74,6 @@ function statmResident(pid) {
 }
 
 try {
-  check(await waitHealth(), 'server answers /health');
   const m0 = await scrape();
 
   // --- shape of the exposition ---
@@ -272,15 +243,11 @@ try {
   const m3 = await scrapeUntil((m) => value(m, 'pensieve_requests_total', R('unmatched', 404)) >= sent, 'the 404s counted');
   check(value(m3, 'pensieve_requests_total', R('unmatched', 404)) === sent, `unmatched 404s counted under one label (${sent})`);
 } catch (e) {
-  failed++;
-  console.log(`FAIL: exception ${e.stack}`);
+  check(false, `exception ${e.stack}`);
 }
-srv.kill('SIGTERM');
-const code = await new Promise((r) => srv.on('exit', (c) => r(c)));
+const code = await stopServer(srv);
+cancelDeadline();
 check(code === 0, `server exits 0 after SIGTERM (got ${code})`); // sanitizer reports exit non-zero
-check(!/Sanitizer/.test(stderr), 'no sanitizer report');
-clearTimeout(killTimer);
-if (failed) console.log(`server stderr:\n${stderr.slice(-3000)}`);
+if (!check(!/Sanitizer/.test(serverStderr()), 'no sanitizer report')) console.log(`server stderr:\n${serverStderr().slice(-3000)}`);
 rmSync(dir, { recursive: true, force: true });
-console.log(`metrics e2e: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -563,6 +563,9 @@ def test_stop_force():
     check(rc == 1 and "still running" in err and "--force" in err,
           "stop without --force: still draining after the timeout → exit 1", out + err)
     check(time.time() - t0 < 10 and alive(pid), "the server is still draining")
+    rc, out, _ = run(["status", "--port", str(port), "--pid-file", pid_file])
+    check(rc == 1 and "not answering" in out and str(pid) in out,
+          "status while draining: the process runs, /health is refused, exit 1", out)
     rc, out, err = run(["stop", "--pid-file", pid_file, "--timeout", "1", "--force"])
     check(rc == 0 and "SIGKILL" in err and "killed" in out, "stop --force kills after the timeout", out + err)
     check(wait_gone(pid, 5), "the process is gone")

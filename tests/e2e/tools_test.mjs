@@ -4,23 +4,11 @@
 // by chance, so every valid call here is the work of constrained decoding plus the output
 // parser. The oracle for "valid" is ajv (an independent JSON Schema validator) on the tool's
 // own input_schema; the SDK-level shapes are checked with the Anthropic and OpenAI SDKs.
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import net from 'node:net';
+import { KEY, check, deadline, finish, fixtures, requireFile, requireNode, startServer, stopServer } from './harness.mjs';
 
-const require = createRequire(new URL('../node/package.json', import.meta.url));
-const Anthropic = require('@anthropic-ai/sdk');
-const OpenAI = require('openai');
-const Ajv = require('ajv');
-
-const fixtures = process.env.PENSIEVE_FIXTURES || 'build/fixtures';
-const bin = process.env.PENSIEVE_BIN;
-const KEY = 'pensieve-local-key';
-let passed = 0, failed = 0;
-function check(cond, what) {
-  if (cond) { passed++; } else { failed++; console.log(`FAIL: ${what}`); }
-}
+const Anthropic = requireNode('@anthropic-ai/sdk');
+const OpenAI = requireNode('openai');
+const Ajv = requireNode('ajv');
 const ajv = new Ajv({ strict: false, allErrors: true });
 
 // Tool schemas shaped like Claude Code's (Bash, Read, Edit, TodoWrite) plus the keywords the
@@ -32,26 +20,6 @@ const tools = [
 ];
 const validators = Object.fromEntries(tools.map((t) => [t.name, ajv.compile(t.input_schema)]));
 const openaiTools = tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.input_schema } }));
-
-async function freePort() {
-  return new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
-}
-async function startServer(model) {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(bin, ['start', '-m', model, '--port', String(port), '--threads', '2', '--ctx-size', '2048'],
-    { stdio: ['ignore', 'inherit', 'inherit'] });
-  for (let i = 0; i < 300; i++) {
-    try { const r = await fetch(`${base}/health`); if (r.ok) return { proc, base }; } catch { /* not up */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  throw new Error(`server on ${model} did not come up`);
-}
-async function stop(proc) {
-  proc.kill('SIGTERM');
-  await new Promise((r) => proc.on('exit', r));
-}
 
 function validCall(block, allowed, label) {
   const v = validators[block.name];
@@ -142,25 +110,20 @@ async function openaiForced(base, label) {
   check(obj !== null && ajv.validate(schema, obj), `${label} response_format json_schema: valid JSON (${rf.choices[0].message.content})`);
 }
 
-const killTimer = setTimeout(() => { console.log('FAIL: timeout'); process.exit(1); }, 280000);
+const cancelDeadline = deadline(280000);
 const models = [['qwen3', 'qwen3/qwen3-q8_0.gguf'], ['llama', 'llama/llama-q8_0.gguf'], ['phi3', 'phi3/phi3-q8_0.gguf']];
 for (const [label, rel] of models) {
   const path = `${fixtures}/${rel}`;
-  if (!existsSync(path)) {
-    if (process.env.CI) { console.log(`FAIL: ${path} missing under CI`); process.exit(1); }
-    console.log(`SKIP: ${path} missing`); process.exit(77);
-  }
-  const { proc, base } = await startServer(path);
+  requireFile(path);
+  const { proc, base } = await startServer(path, ['--ctx-size', '2048']);
   try {
     await anthropicForced(base, label);
     if (label === 'qwen3') await openaiForced(base, label);
   } catch (e) {
-    failed++;
-    console.log(`FAIL: ${label}: exception ${e && e.stack}`);
+    check(false, `${label}: exception ${e && e.stack}`);
   } finally {
-    await stop(proc);
+    await stopServer(proc);
   }
 }
-clearTimeout(killTimer);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+cancelDeadline();
+finish();
