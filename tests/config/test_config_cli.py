@@ -253,6 +253,12 @@ def test_keys_markdown():
         for k in keys:
             env = f"PENSIEVE_{sec.upper()}_{k.upper()}"
             check(any(f"`[{sec}] {k}`" in r and env in r for r in rows), f"config keys: row for [{sec}] {k}")
+    # the README documents every key: its table is this output, row for row
+    readme_path = os.path.join(os.environ.get("PENSIEVE_SRC") or os.path.join(os.path.dirname(__file__), "..", ".."), "README.md")
+    with open(readme_path, encoding="utf-8") as f:
+        readme = f.read()
+    missing = [r for r in rows if r not in readme]
+    check(not missing, "README.md lists every key as `pensieve config keys` prints it", missing)
 
 
 def test_errors():
