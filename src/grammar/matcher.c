@@ -857,12 +857,27 @@ typedef struct {
  *   WALK_BUDGET: min_after <= budget. */
 enum { WALK_ALL, WALK_SHORTEST, WALK_BUDGET };
 
-static void mask_walk(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed, int mode, uint64_t budget) {
+/* An allowed-id list being filled alongside the mask (ids NULL: none wanted); n counts every
+ * allowed id, also past cap, so n > cap says the list is incomplete. */
+typedef struct {
+    int32_t *ids;
+    size_t cap, n;
+} id_list;
+
+static inline void allow(uint8_t *allowed, id_list *l, int32_t id) {
+    allowed[id] = 1;
+    if (l->ids && l->n < l->cap) l->ids[l->n] = id;
+    l->n++;
+}
+
+static void mask_walk(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed, int mode, uint64_t budget,
+                      id_list *l) {
     memset(allowed, 0, (size_t)v->n_vocab);
     state_maybe_gc(s);
     gengine *e = &s->e;
     bool complete = pv_grammar_state_complete(s);
-    for (size_t i = 0; i < v->n_eog; i++) allowed[v->eog[i]] = complete;
+    if (complete)
+        for (size_t i = 0; i < v->n_eog; i++) allow(allowed, l, v->eog[i]);
     uint64_t min0 = e->cfgs[s->cur].min;
     if (mode == WALK_SHORTEST && (complete || min0 >= PV_GRAMMAR_INF)) return;
     walk_frame stackbuf[64];
@@ -890,14 +905,15 @@ static void mask_walk(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *a
             mark = e->cfgs[nc].min <= budget;
         }
         if (mark)
-            for (uint32_t k = v->t_tok_off[c]; k < v->t_tok_off[c + 1]; k++) allowed[v->t_toks[k]] = 1;
+            for (uint32_t k = v->t_tok_off[c]; k < v->t_tok_off[c + 1]; k++) allow(allowed, l, v->t_toks[k]);
         if (v->t_size[c] > 1) {
             /* a subtree made only of bytes that loop back to nc: all its tokens are allowed
              * (under a budget too when it leaves room for a cut character: need <= 3) */
             if (mode != WALK_SHORTEST && e->cfgs[nc].need == 0 &&
                 (mode == WALK_ALL || pv_grammar_sat_add(e->cfgs[nc].min, 3) <= budget) &&
                 (v->t_cls[c] & ~loop_classes(e, nc)) == 0) {
-                for (uint32_t k = v->t_tok_off[c + 1]; k < v->t_tok_off[c + v->t_size[c]]; k++) allowed[v->t_toks[k]] = 1;
+                for (uint32_t k = v->t_tok_off[c + 1]; k < v->t_tok_off[c + v->t_size[c]]; k++)
+                    allow(allowed, l, v->t_toks[k]);
                 continue;
             }
             if (sp == cap) {
@@ -916,15 +932,24 @@ static void mask_walk(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *a
 
 void pv_grammar_mask(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed) {
     if (!s || !v || !allowed) return;
-    mask_walk(s, v, allowed, WALK_ALL, 0);
+    id_list l = {0};
+    mask_walk(s, v, allowed, WALK_ALL, 0, &l);
 }
 
 void pv_grammar_mask_shortest(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed) {
     if (!s || !v || !allowed) return;
-    mask_walk(s, v, allowed, WALK_SHORTEST, 0);
+    id_list l = {0};
+    mask_walk(s, v, allowed, WALK_SHORTEST, 0, &l);
 }
 
 void pv_grammar_mask_budget(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed, size_t max_bytes) {
-    if (!s || !v || !allowed) return;
-    mask_walk(s, v, allowed, WALK_BUDGET, max_bytes >= PV_GRAMMAR_INF ? PV_GRAMMAR_INF : (uint64_t)max_bytes);
+    pv_grammar_mask_budget_list(s, v, allowed, max_bytes, NULL, 0);
+}
+
+size_t pv_grammar_mask_budget_list(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed,
+                                   size_t max_bytes, int32_t *ids, size_t cap) {
+    if (!s || !v || !allowed) return 0;
+    id_list l = {ids, cap, 0};
+    mask_walk(s, v, allowed, WALK_BUDGET, max_bytes >= PV_GRAMMAR_INF ? PV_GRAMMAR_INF : (uint64_t)max_bytes, &l);
+    return l.n;
 }

@@ -158,6 +158,12 @@ void pv_grammar_mask_shortest(pv_grammar_state *s, const pv_grammar_vocab *v,
  * budget pressure it equals pv_grammar_mask. SIZE_MAX = no budget. */
 void pv_grammar_mask_budget(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed,
                             size_t max_bytes);
+/* pv_grammar_mask_budget that also lists the allowed ids in ids[0..cap) (any order) and
+ * returns how many tokens are allowed; a return value <= cap means the list is complete, so a
+ * caller can visit only those few ids instead of scanning allowed[] (the common case at the
+ * structural points of JSON, where a handful of tokens are allowed). */
+size_t pv_grammar_mask_budget_list(pv_grammar_state *s, const pv_grammar_vocab *v, uint8_t *allowed,
+                                   size_t max_bytes, int32_t *ids, size_t cap);
 /* The one-token check that matches pv_grammar_mask_budget (allowed, and min_bytes after it
  * <= max_bytes), for sampling first and masking only on refusal under a token budget. */
 bool pv_grammar_token_allowed_budget(pv_grammar_state *s, const pv_grammar_vocab *v, int32_t id,

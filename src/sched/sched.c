@@ -50,6 +50,8 @@ struct pv_job {
     const pv_grammar_vocab *gvocab;  /* borrowed */
 };
 
+#define PV_SCHED_ALLOWED_IDS 1024
+
 struct pv_sched {
     pv_model *m;
     const pv_tokenizer *tok;
@@ -71,6 +73,7 @@ struct pv_sched {
     int *out_slot; /* [n_parallel]: slot of each output row */
     float *logits; /* [n_vocab] */
     uint8_t *allowed; /* [n_vocab] grammar mask scratch */
+    int32_t allowed_ids[PV_SCHED_ALLOWED_IDS]; /* the allowed ids, when that few */
 };
 
 pv_sched_params pv_sched_params_default(void) {
@@ -216,25 +219,30 @@ static void on_token(pv_sched *s, pv_job *j, int32_t t) {
     j->last = t;
 }
 
-/* Masks s->logits to the tokens j's grammar allows, keeping enough room to finish: with R
- * tokens left (max_tokens and the context both count) and one end token to follow, only
- * tokens after which the shortest completion still fits in R - 2 bytes are allowed (every
- * byte has a single-byte token in the vocabularies we load). False when nothing is allowed. */
+/* The grammar's byte budget, which keeps enough room to finish: with R tokens left
+ * (max_tokens and the context both count) and one end token to follow, only tokens after
+ * which the shortest completion still fits in R - 2 bytes are allowed (every byte has a
+ * single-byte token in the vocabularies we load). */
 static size_t grammar_budget(const pv_sched *s, const pv_job *j) {
     int left_gen = j->max_tokens - j->n_gen, left_ctx = s->p.n_ctx - j->n_past;
     size_t r = (size_t)PV_MAX(PV_MIN(left_gen, left_ctx), 0);
     return r >= 2 ? r - 2 : 0;
 }
 
-static bool constrain(pv_sched *s, pv_job *j) {
+/* Sets s->logits to `raw` masked to the tokens j's grammar allows within its budget. False
+ * when nothing is allowed. */
+static bool constrain(pv_sched *s, pv_job *j, const float *raw) {
     const int V = s->m->hp.n_vocab;
-    pv_grammar_mask_budget(j->gs, j->gvocab, s->allowed, grammar_budget(s, j));
-    bool any = false;
-    for (int i = 0; i < V; i++) {
-        if (s->allowed[i]) any = true;
-        else s->logits[i] = -INFINITY;
+    size_t n = pv_grammar_mask_budget_list(j->gs, j->gvocab, s->allowed, grammar_budget(s, j),
+                                           s->allowed_ids, PV_SCHED_ALLOWED_IDS);
+    if (n == 0) return false;
+    if (n <= PV_SCHED_ALLOWED_IDS) { /* few allowed (JSON structure): visit only those */
+        for (int i = 0; i < V; i++) s->logits[i] = -INFINITY;
+        for (size_t k = 0; k < n; k++) s->logits[s->allowed_ids[k]] = raw[s->allowed_ids[k]];
+    } else {
+        for (int i = 0; i < V; i++) s->logits[i] = s->allowed[i] ? raw[i] : -INFINITY;
     }
-    return any;
+    return true;
 }
 
 /* One step: cancellations, one batch, sampling. Returns false if there was nothing to do. */
@@ -296,8 +304,7 @@ static bool step(pv_sched *s) {
          * temperature sampling (with top-k/top-p the truncation comes before the grammar, as
          * in llama.cpp) — and only a refused draw pays for the full mask and a second draw. */
         if (j->gs && !pv_grammar_token_allowed_budget(j->gs, j->gvocab, t, grammar_budget(s, j))) {
-            memcpy(s->logits, pv_ctx_logits(s->ctx, o), (size_t)V * sizeof(float));
-            if (!constrain(s, j)) {
+            if (!constrain(s, j, pv_ctx_logits(s->ctx, o))) {
                 job_end(s, j, PV_FINISH_ERROR, -1, "constrained decoding: no token can continue the grammar");
                 continue;
             }

@@ -4,7 +4,7 @@
 // by chance, so every valid call here is the work of constrained decoding plus the output
 // parser. The oracle for "valid" is ajv (an independent JSON Schema validator) on the tool's
 // own input_schema; the SDK-level shapes are checked with the Anthropic and OpenAI SDKs.
-import { KEY, check, deadline, finish, fixtures, requireFile, requireNode, startServer, stopServer } from './harness.mjs';
+import { KEY, check, deadline, finish, fixtures, requireFile, requireNode, startServer, stopServer, stories } from './harness.mjs';
 
 const Anthropic = requireNode('@anthropic-ai/sdk');
 const OpenAI = requireNode('openai');
@@ -78,6 +78,26 @@ async function anthropicForced(base, label) {
   check(bad instanceof Anthropic.BadRequestError && /Nope/.test(bad.message), `${label}: forcing an unknown tool is a 400 (${bad && bad.message})`);
 }
 
+// A two-turn tool round trip with the Anthropic SDK: the forced call (tool_use), its result
+// sent back (tool_result), and the model's answer to it — the way an agent loop runs.
+async function roundTrip(base, label) {
+  const client = new Anthropic({ baseURL: base, apiKey: KEY, maxRetries: 0 });
+  const messages = [{ role: 'user', content: 'Read the README, please.' }];
+  const first = await client.messages.create({ model: 'claude-opus-4-5', max_tokens: 200, messages, tools, tool_choice: { type: 'tool', name: 'Read' } });
+  const use = first.content.find((b) => b.type === 'tool_use');
+  check(first.stop_reason === 'tool_use' && use && use.name === 'Read', `${label} round trip: turn 1 is a Read call`);
+  if (!use) return;
+  validCall(use, ['Read'], `${label} round trip turn 1`);
+  messages.push({ role: 'assistant', content: first.content });
+  messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '# Pensieve\nA local LLM server.' }] });
+  const second = await client.messages.create({ model: 'claude-opus-4-5', max_tokens: 24, messages, tools });
+  check(second.type === 'message' && ['end_turn', 'max_tokens', 'tool_use'].includes(second.stop_reason) && second.content.length >= 1,
+    `${label} round trip: turn 2 answers after the tool_result (${second.stop_reason})`);
+  const ct = await client.messages.countTokens({ model: 'x', messages, tools });
+  check(ct.input_tokens === second.usage.input_tokens && ct.input_tokens > first.usage.input_tokens,
+    `${label} round trip: turn 2 prompt holds turn 1, call and result (${first.usage.input_tokens} → ${ct.input_tokens})`);
+}
+
 async function openaiForced(base, label) {
   const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: KEY, maxRetries: 0 });
   const messages = [{ role: 'user', content: 'What is in the repo?' }];
@@ -111,14 +131,18 @@ async function openaiForced(base, label) {
 }
 
 const cancelDeadline = deadline(280000);
-const models = [['qwen3', 'qwen3/qwen3-q8_0.gguf'], ['llama', 'llama/llama-q8_0.gguf'], ['phi3', 'phi3/phi3-q8_0.gguf']];
+// stories260K has no template (the ChatML fallback, Hermes calls) and a 512-token SentencePiece
+// vocabulary: every call is spelled out byte by byte under the grammar.
+const models = [['qwen3', `${fixtures}/qwen3/qwen3-q8_0.gguf`], ['llama', `${fixtures}/llama/llama-q8_0.gguf`],
+  ['phi3', `${fixtures}/phi3/phi3-q8_0.gguf`], ['stories260K', stories]];
 for (const [label, rel] of models) {
-  const path = `${fixtures}/${rel}`;
+  const path = rel;
   requireFile(path);
   const { proc, base } = await startServer(path, ['--ctx-size', '2048']);
   try {
     await anthropicForced(base, label);
-    if (label === 'qwen3') await openaiForced(base, label);
+    await roundTrip(base, label);
+    if (label === 'qwen3' || label === 'stories260K') await openaiForced(base, label);
   } catch (e) {
     check(false, `${label}: exception ${e && e.stack}`);
   } finally {

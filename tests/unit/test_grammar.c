@@ -556,6 +556,23 @@ static void compare_mask(pv_grammar_state *s, uint8_t *mask) {
 static void compare_budget(pv_grammar_state *s, uint8_t *mask, pv_test_rng *r, size_t budget) {
     int32_t n = pv_grammar_vocab_n(g_voc);
     pv_grammar_mask_budget(s, g_voc, mask, budget);
+    /* the listing variant: the same mask, and a list that is exactly its allowed ids */
+    uint8_t *mask2 = malloc((size_t)n);
+    int32_t ids[256];
+    assert_non_null(mask2);
+    size_t n_ids = pv_grammar_mask_budget_list(s, g_voc, mask2, budget, ids, PV_ARRAY_LEN(ids));
+    assert_memory_equal(mask, mask2, (size_t)n);
+    size_t n_allowed = 0;
+    for (int32_t id = 0; id < n; id++) n_allowed += mask[id] != 0;
+    assert_int_equal(n_ids, n_allowed);
+    if (n_ids <= PV_ARRAY_LEN(ids))
+        for (size_t k = 0; k < n_ids; k++) {
+            assert_true(mask[ids[k]]);
+            mask2[ids[k]] = 0; /* each id once */
+        }
+    if (n_ids <= PV_ARRAY_LEN(ids))
+        for (int32_t id = 0; id < n; id++) assert_int_equal(mask2[id], 0);
+    free(mask2);
     for (int k = 0; k < 3000; k++) {
         int32_t id = (int32_t)(pv_test_rng_u64(r) % (uint64_t)n);
         bool want = false;
