@@ -13,6 +13,8 @@ static void synth_usage(FILE *f) {
             "         [--heads 32] [--kv-heads 8] [--ffn 8192] [--vocab 32000] [--ctx 4096]\n"
             "         [--head-dim N] [--type %s]\n"
             "         [--seed 1] [--tokenizer-json PATH [--tokenizer-config PATH]] [--vocab-only]\n"
+            "         [--boost-token ID --boost-scale F]  (scale that token's output row: a random\n"
+            "          model that samples it now and then, e.g. its end-of-turn token)\n"
             "         [-t THREADS] -o OUT.gguf\n"
             "Writes a model with deterministic random weights (same flags and seed, same bytes).\n"
             "--type defaults to f16; q4_k_m/q5_k_m mix types like llama-quantize.\n",
@@ -32,7 +34,7 @@ int pv_cmd_synth(int argc, char **argv) {
         {"--dim", &p.dim},       {"--layers", &p.n_layer}, {"--heads", &p.n_head},
         {"--kv-heads", &p.n_head_kv}, {"--ffn", &p.n_ff}, {"--vocab", &p.n_vocab},
         {"--ctx", &p.n_ctx},     {"--head-dim", &p.head_dim}, {"--seed", &seed},
-        {"-t", &threads},        {"--threads", &threads},
+        {"-t", &threads},        {"--threads", &threads}, {"--boost-token", &p.boost_token},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -42,6 +44,11 @@ int pv_cmd_synth(int argc, char **argv) {
         }
         if (!strcmp(a, "--vocab-only")) {
             p.vocab_only = true;
+            continue;
+        }
+        if (!strcmp(a, "--boost-scale")) {
+            if (!(v = pv_cli_value("synth", argc, argv, &i))) return 2;
+            if (!pv_cli_parse_f32("synth", a, v, &p.boost_scale)) return 2;
             continue;
         }
         bool found = false;

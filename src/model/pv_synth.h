@@ -40,6 +40,13 @@ typedef struct pv_synth_params {
     const char *tokenizer_config; /* optional with tokenizer_json */
     bool vocab_only;              /* tokenizer keys + general.architecture only */
     int n_threads;                /* <= 0: one per core */
+    /* Optional: the row of token boost_token in the output matrix (output.weight, else the
+     * tied token_embd) is multiplied by boost_scale, which widens that token's logit spread
+     * so a random model samples it now and then. With the end-of-turn token this makes a
+     * random model that ends its turns within some tens of tokens — a test model for clients
+     * (Claude Code) that need a turn to end. boost_token < 0: none. */
+    int64_t boost_token;
+    float boost_scale;
 } pv_synth_params;
 
 /* Defaults: llama, dim 2048, 16 layers, 32 heads, 8 KV heads, FFN 8192, vocab 32000,

@@ -171,6 +171,8 @@ typedef struct pv_synth_plan {
 
 void pv_synth_params_default(pv_synth_params *p) {
     memset(p, 0, sizeof *p);
+    p->boost_token = -1;
+    p->boost_scale = 1.0f;
     p->arch = "llama";
     p->dim = 2048;
     p->n_layer = 16;
@@ -317,6 +319,8 @@ typedef struct pv_synth_job {
     int64_t rows_per_task;
     float **scratch;   /* [thread] ne[0] floats */
     pv_from_float_fn quantize;
+    int64_t boost_row; /* row scaled by boost_scale, or -1 */
+    float boost_scale;
 } pv_synth_job;
 
 /* Generates row `row` of tensor t into f (ne[0] floats). */
@@ -347,6 +351,8 @@ static void pv_synth_task(void *ctx, int64_t task, int thread) {
     float *f = j->scratch[thread];
     for (int64_t r = r0; r < r1; r++) {
         pv_synth_row(j->t, r, f);
+        if (r == j->boost_row)
+            for (int64_t c = 0; c < j->t->ne[0]; c++) f[c] *= j->boost_scale;
         j->quantize(f, j->dst + (size_t)r * j->row_bytes, j->t->ne[0]);
     }
 }
@@ -496,8 +502,8 @@ static void pv_synth_set_hparams(pv_gguf_writer *g, const pv_synth_params *p, co
 /* Generates every tensor of the plan, one tensor at a time, into buffers the writer
  * borrows (add_tensor_ref: no second copy); bufs[pl->n] receives them and the caller frees
  * them after pv_gguf_writer_write. */
-static pv_status pv_synth_tensors(pv_gguf_writer *g, const pv_synth_plan *pl, int n_threads,
-                                  void **bufs, pv_error *err) {
+static pv_status pv_synth_tensors(pv_gguf_writer *g, const pv_synth_plan *pl, const pv_synth_params *p,
+                                  int n_threads, void **bufs, pv_error *err) {
     pv_threadpool *pool = pv_threadpool_new(n_threads);
     if (!pool) return pv_error_set(err, PV_ERR_NOMEM, "synth: cannot start %d threads", n_threads);
     int nt = pv_threadpool_size(pool);
@@ -530,7 +536,13 @@ static pv_status pv_synth_tensors(pv_gguf_writer *g, const pv_synth_plan *pl, in
                               (unsigned long long)nbytes);
             break;
         }
-        pv_synth_job job = {t, dst, row_bytes, PV_MAX(1, 262144 / t->ne[0]), scratch, tr->from_float};
+        /* the boosted row lives in the output matrix: output.weight, or token_embd when the
+         * plan has no separate output (tied embeddings) */
+        bool has_output = false;
+        for (size_t k = 0; k < pl->n; k++) has_output |= !strcmp(pl->t[k].name, "output.weight");
+        bool out_matrix = !strcmp(t->name, has_output ? "output.weight" : "token_embd.weight");
+        pv_synth_job job = {t, dst, row_bytes, PV_MAX(1, 262144 / t->ne[0]), scratch, tr->from_float,
+                            out_matrix && p->boost_token >= 0 ? p->boost_token : -1, p->boost_scale};
         int64_t n_tasks = (t->ne[1] + job.rows_per_task - 1) / job.rows_per_task;
         pv_threadpool_run(pool, n_tasks, pv_synth_task, &job);
         bufs[i] = dst;
@@ -584,7 +596,10 @@ pv_status pv_synth_write(const pv_synth_params *p, const char *path, pv_error *e
             bufs = pv_calloc_array(pl.n ? pl.n : 1, sizeof *bufs);
             if (!bufs) st = pv_error_set(err, PV_ERR_NOMEM, "synth: out of memory");
         }
-        if (st == PV_OK) st = pv_synth_tensors(g, &pl, nt, bufs, err);
+        if (st == PV_OK && p->boost_token >= n_vocab)
+            st = pv_error_set(err, PV_ERR_RANGE, "synth: --boost-token %lld is not in the vocabulary (%lld tokens)",
+                              (long long)p->boost_token, (long long)n_vocab);
+        if (st == PV_OK) st = pv_synth_tensors(g, &pl, p, nt, bufs, err);
     }
     if (st == PV_OK) st = pv_gguf_writer_write(g, path, err);
     for (size_t i = 0; bufs && i < pl.n; i++) free(bufs[i]);

@@ -535,11 +535,42 @@ static void test_errors(void **state) {
     assert_int_equal(pv_synth_write(&p, "/nonexistent-dir/x.gguf", &err), PV_ERR_IO);
     assert_int_equal(access(tmp_path("e.gguf"), F_OK), -1); /* nothing written on errors */
 }
+/* --boost-token: exactly that row of the output matrix is scaled, the rest is unchanged
+ * (F32, so the comparison is exact); a token past the vocabulary is refused. */
+static void test_boost(void **state) {
+    (void)state;
+    pv_synth_params p = small("llama", "f32");
+    pv_weights *plain = synth_open(&p, "b0.gguf");
+    p.boost_token = 7;
+    p.boost_scale = 10.0f;
+    pv_weights *boosted = synth_open(&p, "b1.gguf");
+    const pv_tensor_desc *a = pv_weights_tensor(plain, "output.weight");
+    const pv_tensor_desc *b = pv_weights_tensor(boosted, "output.weight");
+    assert_non_null(a);
+    assert_non_null(b);
+    const float *fa = a->data, *fb = b->data;
+    int64_t n0 = a->ne[0];
+    for (int64_t r = 0; r < a->ne[1]; r++)
+        for (int64_t c = 0; c < n0; c++) {
+            float want = r == 7 ? fa[r * n0 + c] * 10.0f : fa[r * n0 + c];
+            if (fb[r * n0 + c] != want) fail_msg("row %lld col %lld: %g, want %g", (long long)r, (long long)c, fb[r * n0 + c], want);
+        }
+    /* other tensors are byte-identical */
+    const pv_tensor_desc *ea = pv_weights_tensor(plain, "token_embd.weight"), *eb = pv_weights_tensor(boosted, "token_embd.weight");
+    assert_int_equal(ea->nbytes, eb->nbytes);
+    assert_memory_equal(ea->data, eb->data, ea->nbytes);
+    pv_weights_free(plain);
+    pv_weights_free(boosted);
+    pv_error err = {0};
+    p.boost_token = 300; /* the vocabulary has 300 tokens */
+    assert_int_equal(pv_synth_write(&p, tmp_path("e.gguf"), &err), PV_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "boost-token"));
+}
 
 static int teardown(void **state) {
     (void)state;
     const char *files[] = {"arch.gguf", "hd.gguf", "types.gguf", "kmix.gguf", "dist.gguf", "d1.gguf",
-                           "d2.gguf", "d3.gguf", "vocab.gguf", "hf.gguf", "e.gguf"};
+                           "d2.gguf", "d3.gguf", "vocab.gguf", "hf.gguf", "e.gguf", "b0.gguf", "b1.gguf"};
     for (size_t i = 0; i < PV_ARRAY_LEN(files); i++) unlink(tmp_path(files[i]));
     rmdir(g_dir);
     return 0;
@@ -552,7 +583,7 @@ int main(void) {
         cmocka_unit_test(test_archs),       cmocka_unit_test(test_types),
         cmocka_unit_test(test_distribution), cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_vocab),       cmocka_unit_test(test_tokenizer_json),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),      cmocka_unit_test(test_boost),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }
