@@ -6,9 +6,6 @@
 pv_add_test(NAME test_metrics
             SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_metrics.c ${CMAKE_SOURCE_DIR}/src/server/metrics.c
             LABELS server TIMEOUT 120)
-find_program(PV_NODE node)
-if(PV_NODE)
-  pv_add_script_test(NAME metrics_e2e
-    COMMAND ${PV_NODE} ${CMAKE_SOURCE_DIR}/tests/e2e/metrics_test.mjs
-    LABELS server TIMEOUT 300)
-endif()
+pv_add_script_test(NAME metrics_e2e RUNNER node
+  COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/metrics_test.mjs
+  LABELS server TIMEOUT 300)
