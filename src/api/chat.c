@@ -208,23 +208,18 @@ static json_t *tool_args(const pv_api_block *b) {
 
 /* One call in the chat format's own syntax (what the model itself would write). */
 static void put_call_text(pv_api_sb *sb, const pv_api_chat *c, const char *name, const json_t *args) {
-    const pv_toolcall_syntax *syn = pv_toolcall_syntax_get(c->toolcall);
-    json_t *jn = json_string(name ? name : "");
-    char *qn = jn ? json_dumps(jn, JSON_ENCODE_ANY) : NULL; /* "name" with JSON escapes */
+    char *head, *tail;
     char *a = args ? json_dumps(args, JSON_ENCODE_ANY) : strdup("{}");
-    json_decref(jn);
-    if (!qn || !a) {
+    if (!a || !pv_toolcall_call_affixes(c->toolcall, name, &head, &tail)) {
         sb->failed = true;
-    } else {
-        pv_api_sb_puts(sb, syn->open);
-        pv_api_sb_puts(sb, syn->json_prefix);
-        pv_api_sb_append(sb, qn + 1, strlen(qn) - 2);
-        pv_api_sb_puts(sb, syn->name_args_sep);
-        pv_api_sb_puts(sb, a);
-        pv_api_sb_puts(sb, syn->json_suffix);
-        pv_api_sb_puts(sb, syn->close);
+        free(a);
+        return;
     }
-    free(qn);
+    pv_api_sb_puts(sb, head);
+    pv_api_sb_puts(sb, a);
+    pv_api_sb_puts(sb, tail);
+    free(head);
+    free(tail);
     free(a);
 }
 

@@ -35,20 +35,8 @@ static void put_literal(pv_api_sb *sb, const char *s) {
     pv_api_sb_puts(sb, "\"");
 }
 
-/* The tool name as it appears inside the JSON string of a call: JSON-escaped. */
-static char *json_escaped_name(const char *name) {
-    json_t *j = json_string(name);
-    char *s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    json_decref(j);
-    if (!s) return NULL;
-    size_t n = strlen(s); /* strip the quotes */
-    memmove(s, s + 1, n - 2);
-    s[n - 2] = '\0';
-    return s;
-}
-
 /* Appends one call alternative for tool t (its schema rules named "t<i>"). */
-static pv_status put_call(pv_api_sb *sb, pv_api_sb *rules, const pv_toolcall_syntax *syn,
+static pv_status put_call(pv_api_sb *sb, pv_api_sb *rules, const pv_api_chat *c,
                           const pv_api_tool *t, size_t i, pv_api_error *e) {
     char prefix[32];
     snprintf(prefix, sizeof prefix, "t%zu", i);
@@ -60,23 +48,9 @@ static pv_status put_call(pv_api_sb *sb, pv_api_sb *rules, const pv_toolcall_syn
     pv_api_sb_puts(rules, args);
     pv_api_sb_puts(rules, "\n");
     free(args);
-    char *name = json_escaped_name(t->name);
-    if (!name) return pv_api_error_set(e, PV_API_ERR_API, "", "out of memory");
-    pv_api_sb head = {0};
-    pv_api_sb_puts(&head, syn->open);
-    pv_api_sb_puts(&head, syn->json_prefix);
-    pv_api_sb_puts(&head, name);
-    pv_api_sb_puts(&head, syn->name_args_sep);
-    free(name);
-    pv_api_sb tail = {0};
-    pv_api_sb_puts(&tail, syn->json_suffix);
-    pv_api_sb_puts(&tail, syn->close);
-    char *h = pv_api_sb_take(&head), *tl = pv_api_sb_take(&tail);
-    if (!h || !tl) {
-        free(h);
-        free(tl);
+    char *h, *tl;
+    if (!pv_toolcall_call_affixes(pv_api_chat_toolcall_format(c), t->name, &h, &tl))
         return pv_api_error_set(e, PV_API_ERR_API, "", "out of memory");
-    }
     put_literal(sb, h);
     pv_api_sb_puts(sb, " ");
     pv_api_sb_puts(sb, prefix);
@@ -123,7 +97,6 @@ pv_status pv_api_constraint_gbnf(const pv_api_chat *c, const pv_request *r, char
     pv_api_sb sb = {0}, rules = {0};
     pv_status st = PV_OK;
     if (pv_api_forces_tool(r)) {
-        const pv_toolcall_syntax *syn = pv_toolcall_syntax_get(pv_api_chat_toolcall_format(c));
         pv_api_sb_puts(&sb, "root ::= ");
         size_t n_alt = 0;
         for (size_t i = 0; st == PV_OK && i < r->n_tools; i++) {
@@ -133,7 +106,7 @@ pv_status pv_api_constraint_gbnf(const pv_api_chat *c, const pv_request *r, char
                 (!r->tool_choice_name || strcmp(r->tool_choice_name, t->name)))
                 continue;
             if (n_alt++) pv_api_sb_puts(&sb, " | ");
-            st = put_call(&sb, &rules, syn, t, i, e);
+            st = put_call(&sb, &rules, c, t, i, e);
         }
         if (st == PV_OK && n_alt == 0)
             st = pv_api_error_set(e, PV_API_ERR_INVALID_REQUEST, "tool_choice.name",

@@ -75,6 +75,13 @@ typedef bool (*pv_toolcall_has_token_fn)(void *ud, const char *text);
 pv_toolcall_format pv_toolcall_format_detect_ex(const char *chat_template,
                                                 pv_toolcall_has_token_fn has_token, void *ud);
 
+/* The literal text of one call of format f to tool `name`, around its arguments object:
+ * *head = open + json_prefix + the JSON-escaped name + name_args_sep and *tail = json_suffix
+ * + close (both malloc'ed, caller frees), so head + ARGS + tail is a call this parser accepts.
+ * The chat mapping writes past calls with it and constrained decoding forces new ones with
+ * it. False (both NULL) when out of memory. */
+bool pv_toolcall_call_affixes(pv_toolcall_format f, const char *name, char **head, char **tail);
+
 /* Writes prefix + 24 random base62 characters + NUL into out (Anthropic "toolu_" style,
  * or "call_" for OpenAI). Draws from the caller's rng (unbiased: rejection sampling).
  * Returns false (out set to "" when cap > 0) if cap is too small. */

@@ -35,6 +35,7 @@
  * any), and the arguments an object or a string holding one. */
 #include "toolcall/pv_toolcall.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,31 @@ pv_toolcall_format pv_toolcall_format_detect_ex(const char *chat_template,
 
 pv_toolcall_format pv_toolcall_format_detect(const char *chat_template) {
     return pv_toolcall_format_detect_ex(chat_template, NULL, NULL);
+}
+
+bool pv_toolcall_call_affixes(pv_toolcall_format f, const char *name, char **head, char **tail) {
+    const pv_toolcall_syntax *syn = pv_toolcall_syntax_get(f);
+    *head = *tail = NULL;
+    json_t *jn = json_string(name ? name : "");
+    char *q = jn ? json_dumps(jn, JSON_ENCODE_ANY) : NULL; /* "name", JSON-escaped */
+    json_decref(jn);
+    if (!q) return false;
+    size_t nq = strlen(q) - 2; /* without the quotes: json_prefix/name_args_sep carry them */
+    size_t nh = strlen(syn->open) + strlen(syn->json_prefix) + nq + strlen(syn->name_args_sep);
+    size_t nt = strlen(syn->json_suffix) + strlen(syn->close);
+    *head = malloc(nh + 1);
+    *tail = malloc(nt + 1);
+    if (*head && *tail) {
+        snprintf(*head, nh + 1, "%s%s%.*s%s", syn->open, syn->json_prefix, (int)nq, q + 1,
+                 syn->name_args_sep);
+        snprintf(*tail, nt + 1, "%s%s", syn->json_suffix, syn->close);
+    }
+    free(q);
+    if (*head && *tail) return true;
+    free(*head);
+    free(*tail);
+    *head = *tail = NULL;
+    return false;
 }
 
 bool pv_toolcall_id_make(pv_rng *rng, const char *prefix, char *out, size_t cap) {
