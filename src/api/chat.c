@@ -7,12 +7,14 @@
  * parsing. Generation and count_tokens both come through pv_api_prompt_tokens, so
  * count_tokens counts exactly what the model is fed, tools included. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
 #include "../template/pv_template.h"
 #include "../tokenizer/pv_tokenizer.h"
+#include "../weights/pv_weights.h"
 
 /* The fallback for models without a template: ChatML with Hermes-style tool calls, the
  * format of Qwen2.5's template (the most widely imitated one), so that tools still work and
@@ -150,6 +152,19 @@ pv_status pv_api_chat_init(const char *template_src, const pv_tokenizer *tok, pv
     chat_probe(c);
     *out = c;
     return PV_OK;
+}
+
+pv_status pv_api_chat_init_model(const pv_weights *w, const pv_tokenizer *tok, pv_api_chat **out,
+                                 pv_error *err) {
+    char *tmpl = pv_meta_get_strdup(w, "tokenizer.chat_template");
+    pv_status st = pv_api_chat_init(tmpl, tok, out, err);
+    free(tmpl);
+    if (st != PV_OK) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        pv_error_set(err, st, "the model's chat template: %s", why);
+    }
+    return st;
 }
 
 void pv_api_chat_free(pv_api_chat *c) {

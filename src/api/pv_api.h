@@ -18,6 +18,7 @@
 #include "../toolcall/pv_toolcall.h"
 
 struct pv_tokenizer;
+struct pv_weights;
 
 /* ---- tables ---- */
 /* Which API a body or response belongs to (NONE: /health, answered in the Anthropic shape;
@@ -246,6 +247,10 @@ typedef struct pv_api_chat pv_api_chat;
  * fallback). A template that does not parse fails here, with line and column. */
 pv_status pv_api_chat_init(const char *template_src, const struct pv_tokenizer *tok,
                            pv_api_chat **out, pv_error *err);
+/* The same for a model file: its tokenizer.chat_template (none: the fallback); errors are
+ * prefixed "the model's chat template: ". */
+pv_status pv_api_chat_init_model(const struct pv_weights *w, const struct pv_tokenizer *tok,
+                                 pv_api_chat **out, pv_error *err);
 void pv_api_chat_free(pv_api_chat *c);
 bool pv_api_chat_is_fallback(const pv_api_chat *c);
 const char *pv_api_chat_template_source(const pv_api_chat *c); /* the text in use */

@@ -63,7 +63,7 @@ static int render_request(const char *model, const char *path, bool openai) {
     pv_tokenizer *tok = NULL;
     pv_api_chat *chat = NULL;
     pv_request *r = NULL;
-    char *tmpl = NULL, *text = NULL;
+    char *text = NULL;
     size_t len = 0;
     int rc = 1;
     pv_error err = {0};
@@ -77,8 +77,7 @@ static int render_request(const char *model, const char *path, bool openai) {
         fprintf(stderr, "pensieve template: %s\n", err.msg);
         goto out;
     }
-    tmpl = pv_meta_get_strdup(w, "tokenizer.chat_template");
-    if (pv_api_chat_init(tmpl, tok, &chat, &err) != PV_OK) {
+    if (pv_api_chat_init_model(w, tok, &chat, &err) != PV_OK) {
         fprintf(stderr, "pensieve template: %s\n", err.msg);
         goto out;
     }
@@ -93,7 +92,6 @@ static int render_request(const char *model, const char *path, bool openai) {
     rc = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
 out:
     free(text);
-    free(tmpl);
     pv_request_free(r);
     pv_api_chat_free(chat);
     pv_tokenizer_free(tok);

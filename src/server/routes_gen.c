@@ -570,14 +570,8 @@ pv_status pv_gen_app_init(pv_gen_app *app, pv_model *model, pv_tokenizer *tok, p
     app->tok = tok;
     app->sched = sched;
     app->ping_interval_s = 5.0;
-    char *tmpl = pv_meta_get_strdup(model->file, "tokenizer.chat_template");
-    pv_status st = pv_api_chat_init(tmpl, tok, &app->chat, err);
-    free(tmpl);
-    if (st != PV_OK) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        return pv_error_set(err, st, "the model's chat template: %s", why);
-    }
+    pv_status st = pv_api_chat_init_model(model->file, tok, &app->chat, err);
+    if (st != PV_OK) return st;
     st = pv_grammar_vocab_init(tok, &app->gvocab, err);
     if (st != PV_OK) pv_gen_app_free(app);
     return st;
