@@ -1413,6 +1413,42 @@ static void test_template_polyfill(void **state) {
     pv_api_chat_free(chat);
 }
 
+/* Constrained decoding refuses what it cannot enforce with a 400 naming the tool or field,
+ * and builds no grammar when nothing is demanded. */
+static void test_constraint_errors(void **state) {
+    (void)state;
+    pv_request *r = parse_ok("{'model':'m','max_tokens':5," USER_HI ",'tool_choice':{'type':'any'},"
+                             "'tools':[{'name':'T','input_schema':{'allOf':[{'type':'object'},"
+                             "{'type':'object'}]}}]}",
+                             false);
+    char *g = NULL;
+    pv_api_error e;
+    assert_int_equal(pv_api_constraint_gbnf(g_fallback, r, &g, &e), PV_ERR_INVALID);
+    assert_null(g);
+    assert_int_equal(e.kind, PV_API_ERR_INVALID_REQUEST);
+    assert_non_null(strstr(e.message, "tool \"T\": input_schema cannot be enforced"));
+    pv_request_free(r);
+    /* tool_choice auto: no grammar */
+    r = parse_ok("{'model':'m','max_tokens':5," USER_HI ",'tools':[{'name':'T','input_schema':"
+                 "{'type':'object'}}]}",
+                 false);
+    assert_int_equal(pv_api_constraint_gbnf(g_fallback, r, &g, &e), PV_OK);
+    assert_null(g);
+    pv_request_free(r);
+    /* OpenAI response_format of an unknown type */
+    json_t *body = J("{'model':'m','messages':[{'role':'user','content':'x'}],"
+                     "'response_format':{'type':'xml'}}");
+    pv_api_error pe;
+    if (pv_api_openai_parse(body, &r, &pe) == PV_OK) {
+        assert_int_equal(pv_api_constraint_gbnf(g_fallback, r, &g, &e), PV_ERR_INVALID);
+        assert_string_equal(e.param, "response_format.type");
+        pv_request_free(r);
+    } else {
+        assert_non_null(strstr(pe.message, "response_format"));
+    }
+    json_decref(body);
+}
+
 int main(void) {
     char *p = pv_test_data_path("models/stories260K.gguf");
     pv_test_require(p, "stories260K.gguf");
@@ -1434,6 +1470,7 @@ int main(void) {
         cmocka_unit_test(test_count_tokens_stories),
         cmocka_unit_test(test_count_tokens_model_template),
         cmocka_unit_test(test_template_polyfill),
+        cmocka_unit_test(test_constraint_errors),
     };
     return cmocka_run_group_tests(tests, setup_chat, teardown_chat);
 }
